@@ -1,0 +1,57 @@
+"""The Compute wire: the Go-JSON codec, the method table and the fence constants."""
+
+from modeldconn.wire.codec import (
+    GoJSONError,
+    decode,
+    decode_value,
+    encode,
+    encode_value,
+    format_float32,
+    format_float64,
+    go_string,
+    grpc_unmarshal_message,
+    hash_string,
+    manifest_digest,
+    token_hash,
+)
+from modeldconn.wire.fence import (
+    CONTENT_SUBTYPE,
+    CONTENT_TYPE,
+    FENCE_HEADER,
+    MAX_MESSAGE_BYTES,
+    PUSH_CHUNK_BYTES,
+    SERVICE,
+    fence_ok,
+    handle_instance_ok,
+)
+from modeldconn.wire.methods import BY_NAME, BY_PATH, METHODS, Kind, Method, method, method_for_path
+
+__all__ = [
+    "BY_NAME",
+    "BY_PATH",
+    "CONTENT_SUBTYPE",
+    "CONTENT_TYPE",
+    "FENCE_HEADER",
+    "MAX_MESSAGE_BYTES",
+    "METHODS",
+    "PUSH_CHUNK_BYTES",
+    "SERVICE",
+    "GoJSONError",
+    "Kind",
+    "Method",
+    "decode",
+    "decode_value",
+    "encode",
+    "encode_value",
+    "fence_ok",
+    "format_float32",
+    "format_float64",
+    "go_string",
+    "grpc_unmarshal_message",
+    "handle_instance_ok",
+    "hash_string",
+    "manifest_digest",
+    "method",
+    "method_for_path",
+    "token_hash",
+]
