@@ -173,3 +173,22 @@ def test_corpus_counts() -> None:
     assert len(none) == 103 and sum(c.is_info for c in none) == 1
     assert len(llama_head) == 103 and sum(c.is_info for c in llama_head) == 1
     assert [c.name for c in none] == [c.name for c in llama_head]
+
+
+def test_corpus_comparison_sees_every_kind_of_difference() -> None:
+    """The comparison is not vacuous: a changed code, message, body value or key order all differ."""
+    case = next(c for c in _cases("none") if c.name == "status.ok")
+    rec = case.reply
+    same = json.loads(json.dumps(rec))
+    assert comparable(case, rec, same)[0] == comparable(case, rec, same)[1]
+    body = rec["messages"][0]
+    variants = [
+        {**rec, "code": 9},
+        {**rec, "message": "x"},
+        {**rec, "messages": [{**body, "state": "Ready"}]},
+        {**rec, "messages": [dict(reversed(list(body.items())))]},
+        {**rec, "content_type": "application/grpc"},
+    ]
+    for v in variants:
+        want, got = comparable(case, rec, v)
+        assert want != got, v
