@@ -1,0 +1,887 @@
+"""Deterministic fake engine (documented in docs/fake-engine.md).
+
+Arithmetic follows the real llama session (``modeld/llama/llamasession/llama.go``): longest common
+token-prefix reuse in EnsurePrefix, PrefillSuffix appending, Decode with the StreamingLLM slide
+(``slideForDecodeLocked`` + ``modeld/residency`` ``DeriveEvictionBudget``), Snapshot/Restore checks,
+counters of ExplainContext. Tokens are bytes: token id = UTF-8 byte value (0..255), plus
+``BOS_ID`` = 256 when the model adds a BOS token. Decode emits one token per chunk; a lone byte
+that is not valid UTF-8 is sent as U+FFFD (as the real daemon does).
+
+Backends:
+
+* ``llama``: ModelRef.Path must be a readable GGUF (:mod:`modeld_sim.gguf`); anything else fails with
+  the recorded ``llama model KV profile: llamacppshim: inspect GGUF metadata "<path>"``.
+* ``openvino``: ModelRef.Path is a directory holding ``openvino_model.xml`` or
+  ``openvino_language_model.xml``, with optional ``modeld_sim.json`` facts. Overflows are bare
+  ``context_overflow`` (no stage), decode does not slide (``modeld/openvino/session.go``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import os
+import random
+import struct
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Final
+
+from modeld_sim.engines.base import (
+    Chunk,
+    ModelFacts,
+    PlainError,
+    SnapshotResult,
+    compatible_runtime,
+    go_quote,
+    manifest_digest,
+    manifest_is_zero,
+    token_hash,
+)
+from modeld_sim.gguf import GGUFError, GGUFFile, read_gguf
+from modeldconn.wire import errors as werr
+from modeldconn.wire._gen.contenox.transport.v1 import compute_pb2 as pb
+
+__all__ = [
+    "BOS_ID",
+    "EOS_ID",
+    "OPENVINO_ENTRYPOINTS",
+    "FakeEngine",
+    "FakeModel",
+    "FakeSession",
+    "derive_eviction_budget",
+    "tokenize",
+]
+
+BOS_ID: Final = 256
+EOS_ID: Final = 257
+OPENVINO_ENTRYPOINTS: Final = ("openvino_model.xml", "openvino_language_model.xml")
+DEFAULT_MAX_TOKENS: Final = 256
+_STATE_MAGIC: Final = b"MODELD-SIM-KV1\n"
+
+# capacity constants (modeld/capacity/capacity.go)
+_HEADROOM_FRAC: Final = 0.1
+_MAX_RESIDENT_FRAC: Final = 0.8
+_HOST_COLD_FRAC: Final = 0.25
+_DEFAULT_MIN_HOT_CONTEXT: Final = 4096  # modeld/llama/service.go DefaultMinHotContextTokens
+
+
+def tokenize(text: str, add_bos: bool) -> list[int]:
+    """The fake tokenizer: UTF-8 bytes, optionally preceded by ``BOS_ID``."""
+    ids = list(text.encode("utf-8", errors="surrogatepass"))
+    return [BOS_ID, *ids] if add_bos else ids
+
+
+def _piece(tok: int) -> str:
+    if tok >= 256:
+        return ""  # control tokens render as nothing
+    return bytes([tok]).decode("utf-8", errors="replace")
+
+
+@dataclass(frozen=True)
+class EvictionBudget:
+    sink_tokens: int
+    recent_tokens: int
+    max_tokens: int
+
+    @property
+    def valid(self) -> bool:
+        return (
+            self.sink_tokens > 0
+            and self.recent_tokens > 0
+            and self.max_tokens > self.sink_tokens + self.recent_tokens
+        )
+
+
+def _align_up(n: int, block: int) -> int:
+    if block <= 1:
+        return max(n, 1)
+    return max(((n + block - 1) // block) * block, block)
+
+
+def _align_down(n: int, block: int) -> int:
+    return n if block <= 1 else (n // block) * block
+
+
+def derive_eviction_budget(window: int, sliding_window: int, block_size: int = 1) -> EvictionBudget:
+    """``modeld/residency`` DeriveEvictionBudget (token-granular for llama: block size 1)."""
+    if sliding_window > 0 and (window <= 0 or sliding_window < window):
+        window = sliding_window
+    block_size = max(block_size, 1)
+    if window < 4 * block_size:
+        return EvictionBudget(0, window, window)
+    sinks = _align_up(window // 16, block_size)
+    recent = _align_up(window // 4, block_size)
+    max_tokens = _align_down(window, block_size)
+    if max_tokens <= sinks + recent:
+        max_tokens = sinks + recent + block_size
+    return EvictionBudget(sinks, recent, max_tokens)
+
+
+def _machine_memory() -> tuple[int, int]:
+    """(total, available) bytes of system RAM (gopsutil VirtualMemory Total/Available)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            info = {}
+            for line in f:
+                k, _, rest = line.partition(":")
+                parts = rest.split()
+                if parts:
+                    info[k] = int(parts[0]) * 1024
+        total = info.get("MemTotal", 0)
+        return total, info.get("MemAvailable", info.get("MemFree", total))
+    except (OSError, ValueError):
+        try:
+            total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+            avail = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+            return total, avail
+        except (OSError, ValueError):
+            return 16 << 30, 8 << 30
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "CPU"
+
+
+def _kv_type_bytes(kv_type: str) -> int:
+    # modeld/capacity/capacity.go kvTypeBytes
+    return {"f32": 4, "fp32": 4, "q8_0": 1, "q4_0": 1, "q4_1": 1}.get(kv_type, 2)
+
+
+def _sim_key(g: GGUFFile | dict[str, Any], key: str, default: Any) -> Any:
+    v = g.get(f"modeld_sim.{key}", None) if isinstance(g, GGUFFile) else g.get(key, None)
+    if v is None:
+        return default
+    if isinstance(default, bool):
+        return bool(v)
+    if isinstance(default, int):
+        return int(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else default
+    if isinstance(default, str):
+        return v if isinstance(v, str) else default
+    return v
+
+
+@dataclass(frozen=True)
+class _Plan:
+    num_ctx: int
+    planner_ctx: int
+    info: pb.DescribeResp
+
+
+class FakeEngine:
+    """The deterministic fake backend. ``token_latency``: seconds per decoded token (default 0)."""
+
+    def __init__(
+        self, backend: str = "llama", *, token_latency: float = 0.0, seed: int | None = None
+    ) -> None:
+        if backend not in ("llama", "openvino"):
+            raise ValueError(f"unknown backend {backend!r}")
+        self.backend = backend
+        self.token_latency = token_latency
+        self._rng = random.Random(seed)
+        self.loads = 0  # number of successful loads (observable in tests)
+
+    # ------------------------------------------------------------------ inspect
+
+    def inspect(self, path: str) -> ModelFacts:
+        if self.backend == "llama":
+            return self._inspect_gguf(path)
+        return self._inspect_openvino(path)
+
+    def _inspect_gguf(self, path: str) -> ModelFacts:
+        # modeld/llama/model_params.go inspectLlamaModelParams + llamacppshim InspectModelKVProfile
+        if path == "":
+            raise PlainError("llama model KV profile: llamacppshim: model path is required")
+        try:
+            g = read_gguf(path)
+        except GGUFError:
+            raise PlainError(
+                f"llama model KV profile: llamacppshim: inspect GGUF metadata {go_quote(path)}"
+            ) from None
+        try:
+            size = os.path.getsize(path)
+        except OSError:
+            size = 0
+        add_bos = g.get("tokenizer.ggml.add_bos_token", False)
+        return ModelFacts(
+            path=path,
+            backend="llama",
+            architecture=g.architecture,
+            name=str(g.get("general.name", "") or ""),
+            context_length=g.context_length,
+            embedding_length=g.embedding_length,
+            block_count=g.arch_int("block_count"),
+            head_count=g.arch_int("attention.head_count"),
+            head_count_kv=g.arch_int("attention.head_count_kv"),
+            key_length=g.arch_int("attention.key_length"),
+            sliding_window=g.arch_int("attention.sliding_window"),
+            weights_bytes=size,
+            has_tokenizer=g.has_tokenizer,
+            add_bos=bool(add_bos) if isinstance(add_bos, bool) else False,
+            supports_vision=_sim_key(g, "supports_vision", False),
+            vision_tokens_per_image=_sim_key(g, "vision_tokens_per_image", 0),
+            chat_template_format=_sim_key(g, "chat_template_format", "peg-native"),
+            chat_template_thinking_start_tag=_sim_key(g, "chat_template_thinking_start_tag", ""),
+            chat_template_supports_tool_calls=_sim_key(g, "chat_template_supports_tool_calls", False),
+            chat_template_supports_thinking=_sim_key(g, "chat_template_supports_thinking", False),
+            chat_template_supports_reasoning_effort=_sim_key(
+                g, "chat_template_supports_reasoning_effort", False
+            ),
+            supports_embedding=_sim_key(g, "supports_embedding", True),
+            decode_text=_sim_key(g, "decode_text", ""),
+        )
+
+    def _inspect_openvino(self, path: str) -> ModelFacts:
+        # Text invented (the recordings have no openvino daemon): modeld/openvino/service.go wraps its
+        # native inspect error as "openvino model KV profile: %w".
+        fail = PlainError(f"openvino model KV profile: openvinoshim: inspect model {go_quote(path)}")
+        if not path or not os.path.isdir(path):
+            raise fail
+        if not any(os.path.isfile(os.path.join(path, e)) for e in OPENVINO_ENTRYPOINTS):
+            raise fail
+        facts: dict[str, Any] = {}
+        fp = os.path.join(path, "modeld_sim.json")
+        if os.path.exists(fp):
+            try:
+                with open(fp, encoding="utf-8") as f:
+                    loaded = json.load(f)
+            except (OSError, ValueError):
+                raise fail from None
+            if isinstance(loaded, dict):
+                facts = loaded
+        size = 0
+        for root, _dirs, files in os.walk(path):
+            for fn in files:
+                with contextlib.suppress(OSError):
+                    size += os.path.getsize(os.path.join(root, fn))
+        return ModelFacts(
+            path=path,
+            backend="openvino",
+            architecture=_sim_key(facts, "architecture", "openvino"),
+            name=_sim_key(facts, "name", os.path.basename(os.path.normpath(path))),
+            context_length=_sim_key(facts, "context_length", 4096),
+            embedding_length=_sim_key(facts, "embedding_length", 64),
+            block_count=_sim_key(facts, "block_count", 2),
+            head_count=_sim_key(facts, "head_count", 4),
+            head_count_kv=_sim_key(facts, "head_count_kv", 4),
+            key_length=_sim_key(facts, "key_length", 0),
+            sliding_window=_sim_key(facts, "sliding_window", 0),
+            weights_bytes=size,
+            add_bos=_sim_key(facts, "add_bos", False),
+            supports_vision=_sim_key(facts, "supports_vision", False),
+            vision_tokens_per_image=_sim_key(facts, "vision_tokens_per_image", 0),
+            chat_template_format=_sim_key(facts, "chat_template_format", ""),
+            chat_template_thinking_start_tag=_sim_key(facts, "chat_template_thinking_start_tag", ""),
+            chat_template_supports_tool_calls=_sim_key(facts, "chat_template_supports_tool_calls", False),
+            chat_template_supports_thinking=_sim_key(facts, "chat_template_supports_thinking", False),
+            chat_template_supports_reasoning_effort=_sim_key(
+                facts, "chat_template_supports_reasoning_effort", False
+            ),
+            supports_embedding=_sim_key(facts, "supports_embedding", True),
+            decode_text=_sim_key(facts, "decode_text", ""),
+        )
+
+    # ------------------------------------------------------------------ describe
+
+    def describe(self, path: str, config: pb.Config, reclaimable_bytes: int = 0) -> pb.DescribeResp:
+        """modeld/llama/service.go describe + modeld/capacity Resolve, on system RAM (no accelerator)."""
+        facts = self.inspect(path)
+        total, free = _machine_memory()
+        host_free = free
+        if reclaimable_bytes > 0:
+            free += reclaimable_bytes
+        user_limit = int(free * _MAX_RESIDENT_FRAC) if free > 0 else 0
+        host_cold = int(host_free * _HOST_COLD_FRAC) if host_free > 0 else 0
+        weights = facts.weights_bytes
+        layers = facts.block_count
+        per_layer = 0
+        if facts.kv_heads > 0 and facts.head_dim > 0:
+            per_layer = 2 * facts.kv_heads * facts.head_dim * _kv_type_bytes(config.KVCacheType)
+        kv = per_layer * layers if layers > 0 else 0
+        request = int(config.NumCtx)
+        model_max = facts.context_length
+
+        eff = model_max
+        usable = max(free, 0)
+        if user_limit > 0:
+            usable = min(usable, user_limit)
+        usable = max(int(usable * (1 - _HEADROOM_FRAC)), 0)
+        memory_tokens = 0
+        if kv > 0:
+            budget = max(usable - weights, 0)
+            memory_tokens = budget // kv
+            if eff <= 0 or memory_tokens < eff:
+                eff = memory_tokens
+        if request > 0 and ((eff > 0 and request < eff) or (eff <= 0 and kv <= 0 and model_max <= 0)):
+            eff = request
+        eff = max(eff, 0)
+        req_for_required = request if request > 0 else eff
+        required = weights + (req_for_required * kv if kv > 0 and req_for_required > 0 else 0)
+        clamped, reason = False, ""
+        if user_limit > 0 and required > user_limit:
+            clamped, reason = True, "request_exceeds_user_limit"
+        elif request > 0 and eff < request:
+            clamped, reason = True, "request_exceeds_memory_budget"
+        elif request <= 0 and model_max > 0 and eff < model_max:
+            clamped, reason = True, "model_context_exceeds_memory_budget"
+        hot = eff
+        if kv > 0 and memory_tokens > 0:
+            hot = memory_tokens
+            if model_max > 0:
+                hot = min(hot, model_max)
+            if request > 0:
+                hot = min(hot, request)
+        cold = host_cold // kv if kv > 0 and host_cold > 0 else 0
+        planner = hot + cold
+        if model_max > 0:
+            planner = min(planner, model_max)
+        if request > 0:
+            planner = min(planner, request)
+        planner = max(planner, eff)
+
+        info = pb.DescribeResp(
+            model_max_context=model_max,
+            effective_context=eff,
+            memory_context_tokens=memory_tokens,
+            hot_context_tokens=hot,
+            planner_effective_context=planner,
+            kv_bytes_per_token=kv,
+            free_bytes=free,
+            weights_bytes=weights,
+            user_limit_bytes=user_limit,
+            host_cold_budget_bytes=host_cold,
+            usable_bytes=usable,
+            required_bytes=required,
+            clamped=clamped,
+            reason=reason,
+            device_kind="system",
+            device_id="ram",
+            device_total_bytes=total,
+        )
+        if facts.sliding_window > 0:
+            info.sparse_attention = True
+            info.sliding_window_attention_tokens = facts.sliding_window
+        info.requested_gpu_layers = int(config.NumGpuLayers)
+        if config.NumGpuLayers > 0:
+            info.clamped = True
+            if not info.reason:
+                info.reason = "no_accelerator_present"
+        info.chat_template_format = facts.chat_template_format
+        info.chat_template_thinking_start_tag = facts.chat_template_thinking_start_tag
+        info.chat_template_supports_tool_calls = facts.chat_template_supports_tool_calls
+        info.chat_template_supports_thinking = facts.chat_template_supports_thinking
+        info.chat_template_supports_reasoning_effort = facts.chat_template_supports_reasoning_effort
+        if (
+            facts.chat_template_supports_thinking
+            or facts.chat_template_supports_reasoning_effort
+            or facts.chat_template_thinking_start_tag
+        ):
+            info.chat_template_reasoning_format = "auto"
+        if self.backend == "llama":
+            info.runtime_name = "llama.cpp"
+            info.runtime_system_info = "CPU : modeld_sim fake engine = 1 | "
+        else:
+            info.runtime_name = "openvino"
+        info.devices.append(
+            pb.DeviceInfo(
+                index=0,
+                name="CPU",
+                description=_cpu_name(),
+                type="cpu",
+                memory_free=free,
+                memory_total=total,
+                memory_free_known=True,
+                memory_total_known=True,
+            )
+        )
+        return info
+
+    def _plan(self, path: str, config: pb.Config) -> _Plan:
+        # modeld/llama/service.go resolveSession
+        info = self.describe(path, config)
+        if info.effective_context <= 0 and info.reason:
+            raise werr.ContextOverflow(
+                f"model {go_quote(path)} does not fit the {info.device_kind} device ({info.reason})"
+            )
+        request = int(config.NumCtx)
+        if request <= 0:
+            floor = min(_DEFAULT_MIN_HOT_CONTEXT, info.model_max_context or _DEFAULT_MIN_HOT_CONTEXT)
+            if info.hot_context_tokens < floor:
+                raise werr.ContextOverflow(
+                    f"model fits only {info.hot_context_tokens} usable context tokens on the "
+                    f"{info.device_kind} device — below the {floor}-token minimum for a usable session"
+                )
+            num_ctx = int(info.hot_context_tokens)
+        else:
+            if request > info.effective_context:
+                raise werr.ContextOverflow(
+                    f"requested num_ctx={request} exceeds modeld effective context="
+                    f"{info.effective_context} ({info.reason})"
+                )
+            num_ctx = request
+        # transport.ResolvePlannerEffectiveContext: requested > 0 wins, else the daemon's; clamped to
+        # the model max; never below NumCtx.
+        planner = int(config.PlannerEffectiveContext) or int(info.planner_effective_context) or num_ctx
+        if info.model_max_context > 0:
+            planner = min(planner, int(info.model_max_context))
+        planner = max(planner, num_ctx)
+        return _Plan(num_ctx, planner, info)
+
+    # ------------------------------------------------------------------ load / embed
+
+    async def load(self, path: str, config: pb.Config, adapters: Sequence[pb.AdapterSpec]) -> FakeModel:
+        plan = self._plan(path, config)
+        facts = self.inspect(path)
+        for a in adapters:
+            if not a.path or not os.path.isfile(a.path):
+                # llamasession applyAdapters: llama.NewUnsupportedFeatureError("lora adapter %q: %v")
+                raise werr.UnsupportedFeature(f"lora adapter {go_quote(a.name)}: failed to load adapter")
+        await asyncio.sleep(0)
+        resolved = pb.Config()
+        resolved.CopyFrom(config)
+        resolved.NumCtx = plan.num_ctx
+        resolved.HotContextTokens = plan.info.hot_context_tokens
+        resolved.PlannerEffectiveContext = plan.planner_ctx
+        self.loads += 1
+        return FakeModel(facts, resolved, self)
+
+    async def embed(self, path: str, config: pb.Config, text: str) -> list[float]:
+        facts = self.inspect(path)
+        if not facts.supports_embedding:
+            raise werr.UnsupportedFeature(f"model {go_quote(path)} does not support embeddings")
+        await asyncio.sleep(0)
+        n = facts.embedding_length if facts.embedding_length > 0 else 64
+        out: list[float] = []
+        counter = 0
+        while len(out) < n:
+            block = hashlib.sha256(f"{counter}\0{text}".encode("utf-8", errors="surrogatepass")).digest()
+            for i in range(0, 32, 4):
+                (u,) = struct.unpack("<I", block[i : i + 4])
+                out.append(u / 2**31 - 1.0)
+            counter += 1
+        vec = out[:n]
+        norm = sum(v * v for v in vec) ** 0.5 or 1.0
+        return [struct.unpack("<f", struct.pack("<f", v / norm))[0] for v in vec]
+
+    def random_seed(self) -> int:
+        return self._rng.getrandbits(32)
+
+
+class FakeModel:
+    """A loaded fake model; its one session holds the KV state."""
+
+    def __init__(self, facts: ModelFacts, config: pb.Config, engine: FakeEngine) -> None:
+        self.facts = facts
+        self.config = config
+        self._session = FakeSession(facts, config, engine)
+
+    def session(self) -> FakeSession:
+        return self._session
+
+    async def close(self) -> None:
+        await self._session.close()
+
+
+class FakeSession:
+    """llama-style session arithmetic over byte tokens."""
+
+    def __init__(self, facts: ModelFacts, config: pb.Config, engine: FakeEngine) -> None:
+        self._facts = facts
+        self._engine = engine
+        self._llama = facts.backend == "llama"
+        num_ctx = int(config.NumCtx) if config.NumCtx > 0 else 8192
+        num_ctx -= num_ctx % 2
+        self.num_ctx = num_ctx
+        planner = int(config.PlannerEffectiveContext) if config.PlannerEffectiveContext > 0 else num_ctx
+        self.planner_ctx = max(planner, num_ctx)
+        self.add_bos = facts.add_bos and not config.DisableBOS
+        self.sliding_window = facts.sliding_window
+        self.resident: list[int] = []
+        self.prefix_len = 0
+        self.stable_text = ""
+        self.prefix_text = ""
+        self.tools = ""
+        self.manifest = pb.ContextManifest()
+        self.physical_prefill_calls = 0
+        self.physical_prefill_tokens = 0
+        self.decode_calls = 0
+        self._plan_budget = 0
+        self._closed = False
+        self._fatal = ""
+        self._residency_err = ""
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def fatal_error(self) -> str:
+        return self._fatal
+
+    def _closed_err(self) -> werr.ModeldError:
+        if self._fatal:
+            return werr.SessionFatal(self._fatal)
+        return werr.SessionClosed()
+
+    def _close_locked(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.resident = []
+        self.prefix_len = 0
+        self.planner_ctx = 0
+        self.stable_text = ""
+        self.prefix_text = ""
+        self.manifest = pb.ContextManifest()
+        self._plan_budget = 0
+        self._residency_err = ""
+
+    def mark_fatal(self, cause: str) -> werr.SessionFatal:
+        """Poison the session (lifecycle.go markFatal): later calls answer ``session_fatal``."""
+        if not self._fatal:
+            self._fatal = cause
+        self._close_locked()
+        self._residency_err = "session fatal: " + self._fatal
+        return werr.SessionFatal(cause)
+
+    async def close(self) -> None:
+        self._close_locked()
+
+    # ------------------------------------------------------------------ helpers
+
+    def _overflow(self, stage: str, resident: int, additional: int, num_ctx: int) -> werr.ContextOverflow:
+        if self._llama:
+            return werr.ContextOverflow(
+                stage=stage, resident_tokens=resident, additional_tokens=additional, num_ctx=num_ctx
+            )
+        return werr.ContextOverflow()  # OpenVINO: the bare sentinel
+
+    def _prefill(self, n: int) -> None:
+        if n > 0:
+            self.physical_prefill_calls += 1
+            self.physical_prefill_tokens += n
+
+    def _update_plan(self) -> None:
+        self._residency_err = ""
+        self._plan_budget = self.num_ctx if self.num_ctx > 0 and self.resident else 0
+
+    def _stream_policy(self) -> EvictionBudget:
+        return derive_eviction_budget(self.num_ctx, self.sliding_window, 1)
+
+    def _evict(self, a: int, b: int) -> None:
+        # evictRangeLocked: drop [a,b), positions slide; prefix accounting as in Go.
+        old_prefix = self.prefix_len
+        del self.resident[a:b]
+        self.prefix_len = min(a, old_prefix) + max(0, old_prefix - b)
+        if a < old_prefix:
+            self.prefix_text = ""
+
+    def _slide_for_decode(self) -> bool:
+        # slideForDecodeLocked: keep the stable prefix and the recent tail, drop the middle.
+        recent = self._stream_policy().recent_tokens
+        a = self.prefix_len
+        b = len(self.resident) - recent
+        if b <= a:
+            return False
+        self._evict(a, b)
+        return True
+
+    def _enrich_stable(self, m: pb.ContextManifest, toks: list[int]) -> pb.ContextManifest:
+        out = pb.ContextManifest()
+        out.CopyFrom(m)
+        out.stable_token_hash = token_hash(toks)
+        off = 1 if self.add_bos else 0
+        for seg in out.segments:
+            if not seg.stable:
+                continue
+            start = min(max(int(seg.byte_start) + off, 0), len(toks))
+            end = min(max(int(seg.byte_end) + off, start), len(toks))
+            seg.token_start, seg.token_end = start, end
+            seg.token_hash = token_hash(toks[start:end])
+        return out
+
+    def _enrich_volatile(self, suffix_manifest: pb.ContextManifest, stoks: list[int]) -> None:
+        self.manifest.volatile_token_hash = token_hash(stoks)
+        base = int(suffix_manifest.stable_bytes)
+        start_tok = len(self.resident) - len(stoks)
+        for seg in self.manifest.segments:
+            if seg.stable:
+                continue
+            lo = min(max(int(seg.byte_start) - base, 0), len(stoks))
+            hi = min(max(int(seg.byte_end) - base, lo), len(stoks))
+            seg.token_start, seg.token_end = start_tok + lo, start_tok + hi
+            seg.token_hash = token_hash(stoks[lo:hi])
+
+    # ------------------------------------------------------------------ session calls
+
+    async def ensure_prefix(self, prefix: pb.PrefixInput) -> pb.PrefixStatus:
+        if self._closed:
+            raise self._closed_err()
+        await asyncio.sleep(0)
+        toks = tokenize(prefix.Text, self.add_bos)
+        budget = self.num_ctx  # no cold store in the fake: the logical budget is the hot window
+        if len(toks) > budget:
+            raise self._overflow("prefix", 0, len(toks), budget)
+        enriched = self._enrich_stable(prefix.Manifest, toks)
+        old_resident = len(self.resident)
+        reuse = 0
+        ok, _ = compatible_runtime(self.manifest, prefix.Manifest)
+        if not ok:
+            self.resident = []
+            self.prefix_len = 0
+            self.prefix_text = ""
+            self.manifest = pb.ContextManifest()
+        else:
+            reuse = _common_prefix_len(self.resident, toks)
+        if reuse < len(self.resident):
+            del self.resident[reuse:]
+            if self.prefix_len > reuse:
+                self.prefix_len = reuse
+                self.prefix_text = ""
+        self._prefill(len(toks) - reuse)
+        self.resident = list(toks)
+        self.prefix_len = len(toks)
+        self.stable_text = prefix.Text
+        self.prefix_text = prefix.Text
+        self.tools = prefix.Tools
+        self.manifest = enriched
+        self._update_plan()
+        return pb.PrefixStatus(
+            ReusedTokens=reuse,
+            PrefilledTokens=len(toks) - reuse,
+            DroppedTokens=old_resident - reuse,
+            PrefixTokens=len(toks),
+            ResidentTokens=len(self.resident),
+            AvailableTokens=self.num_ctx - len(self.resident),
+            StableByteHash=prefix.Manifest.stable_byte_hash,
+            StableTokenHash=token_hash(toks),
+            ManifestDigest=manifest_digest(prefix.Manifest),
+        )
+
+    async def prefill_suffix(self, suffix: pb.SuffixInput) -> pb.SuffixStatus:
+        if self._closed:
+            raise self._closed_err()
+        await asyncio.sleep(0)
+        ok, reason = compatible_runtime(self.manifest, suffix.Manifest)
+        if not ok:
+            raise werr.ManifestMismatch(reason)
+        if (
+            not manifest_is_zero(self.manifest)
+            and not manifest_is_zero(suffix.Manifest)
+            and self.manifest.stable_byte_hash != suffix.Manifest.stable_byte_hash
+        ):
+            raise werr.ManifestMismatch("stable prefix changed between EnsurePrefix and PrefillSuffix")
+        stoks = tokenize(suffix.Text, self.prefix_len == 0 and self.add_bos)
+        if len(self.resident) + len(stoks) > self.num_ctx:
+            # Without manifest token ranges the residency driver has nothing to park; the suffix must
+            # then fit the hot window (llama.go PrefillSuffix, StreamingLLM-only branch).
+            raise self._overflow("suffix", len(self.resident), len(stoks), self.num_ctx)
+        self._prefill(len(stoks))
+        self.resident.extend(stoks)
+        self._enrich_volatile(suffix.Manifest, stoks)
+        self._update_plan()
+        return pb.SuffixStatus(
+            SuffixTokens=len(stoks),
+            PrefixTokens=self.prefix_len,
+            ResidentTokens=len(self.resident),
+            AvailableTokens=self.num_ctx - len(self.resident),
+            ManifestDigest=manifest_digest(self.manifest),
+        )
+
+    def _sample(self, seed: int, greedy: bool, step: int) -> int:
+        if self._facts.decode_text:
+            raw = self._facts.decode_text.encode("utf-8", errors="surrogatepass")
+            return raw[step % len(raw)]
+        h = hashlib.sha256()
+        if not greedy:
+            h.update(struct.pack("<Q", seed & 0xFFFFFFFFFFFFFFFF))
+        for t in self.resident[-8:]:
+            h.update(struct.pack("<q", t))
+        d = h.digest()
+        if d[1] < 16:  # occasionally a byte that is not valid UTF-8 on its own
+            return 0x80 + d[0] % 0x40
+        return 0x20 + d[0] % 0x5F
+
+    async def decode(self, cfg: pb.DecodeConfig, *, deadline: float | None = None) -> AsyncIterator[Chunk]:
+        """llama.go Decode: one chunk per token, errors as a final chunk, slide past the window."""
+        loop = asyncio.get_running_loop()
+        if self._closed:
+            yield Chunk(error=self._closed_err())
+            return
+        if deadline is not None and loop.time() >= deadline:
+            yield Chunk(error=werr.DeadlineExceeded())
+            return
+        proto = cfg.StructuredOutput.Protocol
+        if proto not in ("", "json_schema", "llama:json_schema", "llama:json_schema_tool_calls"):
+            yield Chunk(
+                error=werr.UnsupportedFeature(
+                    f"structured output protocol {go_quote(proto)} is not supported by the llama backend"
+                )
+            )
+            return
+        for p in cfg.ParserProtocols:
+            if p in ("", "llama:common_chat_tool_parser"):
+                continue
+            if p == "llama:common_chat_reasoning_parser":
+                if not (cfg.ReasoningFormat):
+                    yield Chunk(
+                        error=werr.UnsupportedFeature(
+                            f"reasoning format is required for parser protocol {go_quote(p)}"
+                        )
+                    )
+                    return
+                continue
+            yield Chunk(error=werr.UnsupportedFeature(f"parser protocol {go_quote(p)}"))
+            return
+        self.decode_calls += 1
+        temperature = cfg.Temperature if cfg.HasField("Temperature") else 0.8
+        greedy = temperature <= 0
+        seed = int(cfg.Seed) if cfg.HasField("Seed") and cfg.Seed >= 0 else self._engine.random_seed()
+        max_tokens = int(cfg.MaxTokens) if cfg.MaxTokens > 0 else DEFAULT_MAX_TOKENS
+        if len(self.resident) >= self.num_ctx and not (self._llama and self._slide_for_decode()):
+            yield Chunk(error=self._overflow("decode", len(self.resident), 1, self.num_ctx))
+            return
+        if not self.resident:  # refreshTailLogitsLocked
+            yield Chunk(error=self._overflow("decode", 0, 1, self.num_ctx))
+            return
+        self._prefill(1)
+        latency = self._engine.token_latency
+        for n in range(max_tokens):
+            if latency > 0:
+                await asyncio.sleep(latency)
+            else:
+                await asyncio.sleep(0)
+            if self._closed:
+                yield Chunk(error=self._closed_err())
+                return
+            if deadline is not None and loop.time() >= deadline:
+                yield Chunk(error=werr.DeadlineExceeded())
+                return
+            tok = self._sample(seed, greedy, n)
+            if len(self.resident) >= self.num_ctx:
+                if not self._llama:
+                    yield Chunk(error=werr.ContextOverflow())
+                    return
+                if not self._slide_for_decode():
+                    return  # at the window's end with nothing to slide: stop, end OK
+            self.resident.append(tok)
+            piece = _piece(tok)
+            if piece:
+                yield Chunk(text=piece)
+
+    def explain(self) -> pb.ContextReport:
+        rep = pb.ContextReport(
+            ResidentTokens=len(self.resident),
+            PrefixTokens=self.prefix_len,
+            NumCtx=self.num_ctx,
+            HotContextTokens=self.num_ctx,
+            PlannerEffectiveContext=self.planner_ctx,
+            AvailableTokens=self.num_ctx - len(self.resident),
+            StableByteHash=self.manifest.stable_byte_hash,
+            StableTokenHash=self.manifest.stable_token_hash,
+            ManifestDigest=manifest_digest(self.manifest),
+            Closed=self._closed,
+            fatal_error=self._fatal,
+            physical_prefill_calls=self.physical_prefill_calls,
+            physical_prefill_tokens=self.physical_prefill_tokens,
+            decode_calls=self.decode_calls,
+        )
+        rep.Manifest.CopyFrom(self.manifest)
+        if self._plan_budget > 0 or self._residency_err:
+            r = rep.residency
+            r.budget_tokens = self._plan_budget
+            if self._llama:
+                r.capabilities.remove_tail = True
+                r.capabilities.remove_middle = True
+                r.capabilities.position_shift = True
+            if self.sliding_window > 0:
+                r.capabilities.sparse_attention = True
+                r.capabilities.sliding_window_attention_tokens = self.sliding_window
+            if self._residency_err:
+                r.error = self._residency_err
+        return rep
+
+    async def snapshot(self) -> SnapshotResult:
+        if self._closed:
+            raise self._closed_err()
+        await asyncio.sleep(0)
+        state = _STATE_MAGIC + json.dumps(
+            {"num_ctx": self.num_ctx, "tokens": self.resident}, separators=(",", ":")
+        ).encode("ascii")
+        snap = pb.SessionSnapshot(
+            resident_tokens=len(self.resident),
+            prefix_tokens=self.prefix_len,
+            num_ctx=self.num_ctx,
+            resident_token_ids=self.resident,
+            stable_text=self.stable_text,
+            prefix_text=self.prefix_text,
+            tools=self.tools,
+        )
+        snap.manifest.CopyFrom(self.manifest)
+        return SnapshotResult(snap, state)
+
+    async def restore(self, snapshot: pb.SessionSnapshot, state: bytes) -> None:
+        # llama.go Restore, checks in its order.
+        if self._closed:
+            raise self._closed_err()
+        await asyncio.sleep(0)
+        snap = snapshot
+        if snap.num_ctx > 0 and snap.num_ctx != self.num_ctx:
+            raise werr.ManifestMismatch("snapshot context window changed")
+        if snap.resident_tokens < 0 or snap.prefix_tokens < 0 or snap.prefix_tokens > snap.resident_tokens:
+            if not self._llama:
+                raise werr.ContextOverflow()
+            raise PlainError(
+                f"llamasession restore invalid snapshot: prefix_tokens={snap.prefix_tokens} "
+                f"resident_tokens={snap.resident_tokens}"
+            )
+        if snap.resident_tokens > self.num_ctx:
+            raise self._overflow("restore", 0, int(snap.resident_tokens), self.num_ctx)
+        if snap.resident_tokens > 0 and len(snap.resident_token_ids) != snap.resident_tokens:
+            raise PlainError(
+                f"llamasession restore invalid snapshot: resident_token_ids={len(snap.resident_token_ids)} "
+                f"resident_tokens={snap.resident_tokens}"
+            )
+        if not manifest_is_zero(self.manifest) and not manifest_is_zero(snap.manifest):
+            ok, reason = compatible_runtime(self.manifest, snap.manifest)
+            if not ok:
+                raise werr.ManifestMismatch(reason)
+        if snap.resident_tokens > 0 and not state:
+            raise PlainError(
+                "llamasession restore invalid snapshot: non-empty resident token set has empty state"
+            )
+        if snap.resident_tokens > 0 and not state.startswith(_STATE_MAGIC):
+            raise self.mark_fatal("llamasession restore state: invalid state data")
+        self.resident = [int(t) for t in snap.resident_token_ids]
+        self.prefix_len = int(snap.prefix_tokens)
+        self.stable_text = snap.stable_text
+        self.prefix_text = snap.prefix_text or snap.stable_text
+        self.tools = snap.tools
+        m = pb.ContextManifest()
+        m.CopyFrom(snap.manifest)
+        self.manifest = m
+        self._update_plan()
+
+
+def _common_prefix_len(a: Sequence[int], b: Sequence[int]) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+def with_facts(facts: ModelFacts, **changes: Any) -> ModelFacts:
+    """A copy of ``facts`` with fields changed (tests)."""
+    return replace(facts, **changes)

@@ -1,0 +1,31 @@
+"""Helpers shared by the modeld_sim slot / store / fake engine tests: the recordings and the model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+CONTRACT = Path("/work/shared/contract")
+OBSERVED = CONTRACT / "observed"
+TINY_GGUF = OBSERVED / "tiny-llama-ctx256.gguf"
+
+
+def recorded(file: str) -> dict[str, dict[str, Any]]:
+    """Cases of an observed/*.jsonl file by name."""
+    out: dict[str, dict[str, Any]] = {}
+    with open(OBSERVED / file, encoding="utf-8") as f:
+        for line in f:
+            d = json.loads(line)
+            out[d["case"]] = d
+    return out
+
+
+def reply_message(file: str, case: str) -> str:
+    msg: str = recorded(file)[case]["reply"]["message"]
+    return msg
+
+
+def reply_messages(file: str, case: str) -> list[dict[str, Any]]:
+    msgs: list[dict[str, Any]] = recorded(file)[case]["reply"].get("messages") or []
+    return msgs
