@@ -440,8 +440,13 @@ def test_probe_detect_stays_offline(lease_fs: LeaseFS, monkeypatch: pytest.Monke
 
 def test_probe_default_health_hook_is_late_bound(lease_fs: LeaseFS, monkeypatch: pytest.MonkeyPatch) -> None:
     _write_lease(lease_fs)
+
+    async def refuse(endpoint: str, timeout: float) -> HealthAnswer:
+        raise ConnectionRefusedError(endpoint)
+
+    monkeypatch.setattr(probe, "default_health", refuse)
     st = asyncio.run(probe.probe(lease_fs.root, now=_clock(NOW), locate=_bin("/b")))
-    assert st.state is ProbeState.UNREACHABLE and "NotImplementedError" in st.reason
+    assert st.state is ProbeState.UNREACHABLE and "ConnectionRefusedError" in st.reason
     monkeypatch.setattr(probe, "default_health", _health(HealthAnswer(IID, True, "llama")))
     st = asyncio.run(probe.probe(lease_fs.root, now=_clock(NOW), locate=_bin("/b")))
     assert st.state is ProbeState.RUNNING
