@@ -47,7 +47,7 @@ class Hooks(Protocol):
 def _go_name(cls: type[Message]) -> str:
     from modeldconn.wire._gen.contenox.gojson.v1 import gojson_pb2
 
-    return str(cls.DESCRIPTOR.GetOptions().Extensions[gojson_pb2.go_name])
+    return str(cls.DESCRIPTOR.GetOptions().Extensions[gojson_pb2.go_name])  # type: ignore[index]
 
 
 def _foreign_codec_error(cls: type[Message], *, stream: bool) -> GrpcStatus:
@@ -120,8 +120,8 @@ class ComputeServer:
         return len(self._sessions)
 
     # ------------------------------------------------------------------ plumbing
-    def _table(self) -> dict[str, tuple[str, Callable[..., Awaitable[Any]]]]:
-        table: dict[str, tuple[str, Callable[..., Awaitable[Any]]]] = {}
+    def _table(self) -> dict[str, tuple[Any, Callable[..., Awaitable[Any]]]]:
+        table: dict[str, tuple[Any, Callable[..., Awaitable[Any]]]] = {}
         for m in METHODS:
             impl = getattr(self, "_m_" + m.name)
             if m.kind is Kind.UNARY:
@@ -157,6 +157,16 @@ class ComputeServer:
             with contextlib.suppress(Exception):
                 self.hooks.after(call, name, req, code, message)
 
+    @staticmethod
+    def _status(name: str, exc: Exception) -> GrpcStatus:
+        """The status a handler failure becomes; a bug of ours never crashes the server (wire.go recover)."""
+        if isinstance(exc, GrpcStatus):
+            return exc
+        if isinstance(exc, werr.ModeldError):
+            return _status_of(exc)
+        log.exception("handler %s failed", name)
+        return GrpcStatus(_INTERNAL, f"internal: handler {name} panicked: {exc}")
+
     def _unary(
         self, name: str, req_cls: type[Message], impl: Callable[[ServerCall, Any], Awaitable[Message]]
     ) -> Callable[[ServerCall, bytes], Awaitable[bytes]]:
@@ -171,21 +181,19 @@ class ComputeServer:
                     raise GrpcStatus(_INTERNAL, codec.grpc_unmarshal_message(str(exc))) from exc
                 await self._hook_before(call, name, req)
                 resp = await impl(call, req)
+                # [faults] optional hook: rewrite a unary answer (Health faults; see modeld_sim.faults)
+                respond = getattr(self.hooks, "respond", None)
+                if respond is not None:
+                    resp = respond(call, name, req, resp)
                 out = codec.encode(resp)
-            except GrpcStatus as st:
-                self._hook_after(call, name, req, st.code, st.message)
-                raise
             except asyncio.CancelledError:
                 raise
-            except werr.ModeldError as exc:
-                st = _status_of(exc)
-                self._hook_after(call, name, req, st.code, st.message)
-                raise st from exc
-            except Exception as exc:  # a bug of ours must never crash the server (wire.go recover)
-                log.exception("handler %s failed", name)
-                st = GrpcStatus(_INTERNAL, f"internal: handler {name} panicked: {exc}")
-                self._hook_after(call, name, req, st.code, st.message)
-                raise st from exc
+            except Exception as exc:
+                status = self._status(name, exc)
+                self._hook_after(call, name, req, status.code, status.message)
+                if status is exc:
+                    raise
+                raise status from exc
             self._hook_after(call, name, req, 0, "")
             return out
 
@@ -209,20 +217,14 @@ class ComputeServer:
                 await self._hook_before(call, name, req)
                 async for msg in impl(call, req):
                     await call.send(codec.encode(msg))
-            except GrpcStatus as st:
-                self._hook_after(call, name, req, st.code, st.message)
-                raise
             except asyncio.CancelledError:
                 raise
-            except werr.ModeldError as exc:
-                st = _status_of(exc)
-                self._hook_after(call, name, req, st.code, st.message)
-                raise st from exc
             except Exception as exc:
-                log.exception("handler %s failed", name)
-                st = GrpcStatus(_INTERNAL, f"internal: handler {name} panicked: {exc}")
-                self._hook_after(call, name, req, st.code, st.message)
-                raise st from exc
+                status = self._status(name, exc)
+                self._hook_after(call, name, req, status.code, status.message)
+                if status is exc:
+                    raise
+                raise status from exc
             self._hook_after(call, name, req, 0, "")
 
         return handler
@@ -245,20 +247,14 @@ class ComputeServer:
                     raise GrpcStatus(_INTERNAL, codec.grpc_unmarshal_message(str(exc), stream=True)) from exc
                 await self._hook_before(call, name, first)
                 out = codec.encode(await impl(call, first))
-            except GrpcStatus as st:
-                self._hook_after(call, name, first, st.code, st.message)
-                raise
             except asyncio.CancelledError:
                 raise
-            except werr.ModeldError as exc:
-                st = _status_of(exc)
-                self._hook_after(call, name, first, st.code, st.message)
-                raise st from exc
             except Exception as exc:
-                log.exception("handler %s failed", name)
-                st = GrpcStatus(_INTERNAL, f"internal: handler {name} panicked: {exc}")
-                self._hook_after(call, name, first, st.code, st.message)
-                raise st from exc
+                status = self._status(name, exc)
+                self._hook_after(call, name, first, status.code, status.message)
+                if status is exc:
+                    raise
+                raise status from exc
             self._hook_after(call, name, first, 0, "")
             return out
 
@@ -399,8 +395,13 @@ class ComputeServer:
         sess = self._lookup(req.handle)
         # The stream holds the slot's operation lock until it ends: close it however we leave.
         stream = sess.decode(req.config)
+        chunks: AsyncIterator[pb.WireChunk] = stream
+        # [faults] optional hook: cut the chunk stream or end it with an in-stream error
+        wrap_decode = getattr(self.hooks, "wrap_decode", None)
+        if wrap_decode is not None:
+            chunks = wrap_decode(call, req, stream)
         try:
-            async for chunk in stream:
+            async for chunk in chunks:
                 yield chunk
                 if chunk.error:
                     return
