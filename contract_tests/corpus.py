@@ -15,7 +15,7 @@ import base64
 import json
 import re
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -199,7 +199,11 @@ def _decode_details(raw: bytes) -> dict[str, Any]:
         if d.type_url.endswith("google.rpc.ErrorInfo"):
             info = error_details_pb2.ErrorInfo.FromString(d.value)
             entry.update(
-                {"reason": info.reason, "domain": info.domain, "metadata": dict(sorted(info.metadata.items()))}
+                {
+                    "reason": info.reason,
+                    "domain": info.domain,
+                    "metadata": dict(sorted(info.metadata.items())),
+                }
             )
         details.append(entry)
     return {"code": st.code, "message": st.message, "details": details}
@@ -255,7 +259,8 @@ def mask_machine(expected: Any, actual: Any) -> Any:
 
 def comparable(case: Case, recorded: dict[str, Any], actual: dict[str, Any]) -> tuple[Any, Any]:
     """The two sides as compared: every key of the recorded reply, with key order of bodies kept."""
-    want = {k: recorded.get(k) for k in ("code", "message", "messages", "details", "http_status", "content_type")}
+    keys = ("code", "message", "messages", "details", "http_status", "content_type")
+    want = {k: recorded.get(k) for k in keys}
     got = {k: actual.get(k) for k in want}
     if want["messages"] is None and got["messages"] == []:
         got["messages"] = None
@@ -284,12 +289,6 @@ async def replay_case(client: RawGrpcClient, case: Case, ph: Placeholders, timeo
         connection=req.get("connection"),
         timeout=timeout,
     )
-
-
-def iter_exchanges(cases: Sequence[Case], limit: int | None = None) -> Iterator[Case]:
-    """The cases a replay compares (all but `info.` observations), up to `limit` lines."""
-    for case in cases[:limit]:
-        yield case
 
 
 def side_by_side(case: Case, ph: Placeholders, want: str, got: str) -> str:

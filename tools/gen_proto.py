@@ -23,12 +23,13 @@ PROTO_DIR = ROOT / "proto"
 GEN_DIR = ROOT / "modeldconn" / "wire" / "_gen"
 GEN_PACKAGE = "modeldconn.wire._gen"
 PROTOS = ["contenox/gojson/v1/gojson.proto", "contenox/transport/v1/compute.proto"]
+_INIT_DOC = '"""Generated protobuf modules (do not edit; see tools/gen_proto.py)."""\n'
 _IMPORT = re.compile(r"^from contenox\.", re.MULTILINE)
 
 
 def generate(out: Path) -> None:
-    from grpc_tools import protoc  # dev-only dependency
     import grpc_tools
+    from grpc_tools import protoc  # dev-only dependency
 
     include = Path(grpc_tools.__file__).parent / "_proto"
     with tempfile.TemporaryDirectory() as tmp:
@@ -47,7 +48,7 @@ def generate(out: Path) -> None:
                 if child.name != "__init__.py":
                     shutil.rmtree(child) if child.is_dir() else child.unlink()
         out.mkdir(parents=True, exist_ok=True)
-        (out / "__init__.py").write_text('"""Generated protobuf modules (do not edit; see tools/gen_proto.py)."""\n')
+        (out / "__init__.py").write_text(_INIT_DOC)
         for path in sorted(Path(tmp).rglob("*")):
             rel = path.relative_to(tmp)
             target = out / rel
@@ -60,7 +61,9 @@ def generate(out: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", type=Path, default=GEN_DIR)
     ns = parser.parse_args(argv)
     generate(ns.out)
