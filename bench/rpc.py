@@ -228,7 +228,7 @@ def start_to_healthy(tmp: Path, runs: int = 5) -> None:
                     time.sleep(0.002)
             host, _, port = endpoint.rpartition(":")
 
-            async def health() -> None:
+            async def health(host: str = host, port: str = port) -> None:
                 ch = Channel(host, int(port), codec=JSONCodec())
                 try:
                     await _Unary(ch, "")("Health", pb.HealthReq(), pb.HealthResp)
@@ -245,7 +245,9 @@ def start_to_healthy(tmp: Path, runs: int = 5) -> None:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--sims", type=int, default=100)
     ap.add_argument("--rounds", type=int, default=2000)
