@@ -406,8 +406,28 @@ class Simulator:
         )
 
     async def _join(self) -> JoinResult:
+        await self._note_malformed_lease()
         self.owner = self._new_owner()
         return await self.owner.join()
+
+    async def _note_malformed_lease(self) -> None:
+        """Say (stderr) when the lease we are about to take over is corrupt or lapsed.
+
+        liblease takes such a lease over silently (liblease/lease.go AcquireContext); a CI log that
+        shows why the simulator owns a data root that held something else saves a debugging session.
+        """
+        try:
+            rec = await asyncio.to_thread(liblease.inspect, self.lease_path)
+        except liblease.LeaseNotFound:
+            return
+        except liblease.LeaseError as exc:
+            self._emit("stderr", f"modeld-sim: taking over an unusable lease: {exc}")
+            return
+        if liblease.expired_for_liblease(rec, self.clock()):
+            self._emit(
+                "stderr",
+                f"modeld-sim: taking over a lapsed lease of instance {rec.instance_id} (pid {rec.pid})",
+            )
 
     async def _standby(self) -> JoinResult:
         """Wait as a follower; join again as soon as the lease is missing, corrupt or lapsed."""

@@ -59,3 +59,31 @@ def test_serve_cli_lease_health_plain_grpc_and_sigterm(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_serve_cli_takes_over_a_corrupt_lease_and_says_so(tmp_path: Path) -> None:
+    root = tmp_path / "D"
+    root.mkdir()
+    (root / "modeld.lease").write_bytes(b'{"instance_id": "x", "ttl": "30s"}')
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "modeld_sim.cli", "serve", "--data-root", str(root), "--backend", "none"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        owner = ""
+        while time.monotonic() < deadline and not owner:
+            try:
+                owner = json.loads((root / "modeld.lease").read_text()).get("meta", {}).get("endpoint", "")
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.01)  # polling for the file the subprocess rewrites
+        assert owner, "the corrupt lease was not taken over"
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=10)
+        assert proc.returncode == 0
+        assert "taking over an unusable lease: liblease: corrupt lease" in err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
