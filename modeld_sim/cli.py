@@ -233,7 +233,7 @@ _FI_COMMANDS: Final = ("cluster", "scenario", "ctl", "lease")
 def _fi_add_parsers(sub: Any, serve: argparse.ArgumentParser) -> None:
     """Parsers of the failure-injection commands (bodies in cluster / scenario / control / leasescript)."""
     serve.add_argument("--scenario", default=None, metavar="FILE", help="play this TOML timeline of faults")
-    serve.add_argument("--control", action="store_true", help="serve the control plane (token in the data root)")
+    serve.add_argument("--control", action="store_true", help="serve the control plane")
     serve.add_argument("--transcript", default=None, metavar="FILE", help="append a JSON line per RPC here")
     serve.add_argument("--node-name", default="node1", help=argparse.SUPPRESS)
 
