@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from google.protobuf.message import Message
 
@@ -29,6 +29,9 @@ from modeldconn.wire.methods import METHODS, Kind
 from .transport import GrpcServer, GrpcStatus, ServerCall
 
 log = logging.getLogger("modeld_sim.server")
+
+M = TypeVar("M", bound=Message)
+T = TypeVar("T")
 
 _INTERNAL = 13
 _UNKNOWN = 2
@@ -167,35 +170,50 @@ class ComputeServer:
         log.exception("handler %s failed", name)
         return GrpcStatus(_INTERNAL, f"internal: handler {name} panicked: {exc}")
 
+    def _decode(self, call: ServerCall, cls: type[M], payload: bytes, *, stream: bool) -> M:
+        """The request as the real server reads it: a foreign subtype fails in grpc-go's proto codec,
+        a bad body with encoding/json's own text under grpc-go's unary or stream wording."""
+        if not call.codec_ok:
+            raise _foreign_codec_error(cls, stream=stream)
+        try:
+            return codec.decode(cls, payload, stream=stream)
+        except codec.GoJSONError as exc:
+            raise GrpcStatus(_INTERNAL, codec.grpc_unmarshal_message(str(exc), stream=stream)) from exc
+
+    async def _guarded(
+        self, call: ServerCall, name: str, body: Callable[[list[Message | None]], Awaitable[T]]
+    ) -> T:
+        """Run one call's body; any failure becomes the status the real daemon sends, and the hooks
+        (faults, transcript) see every outcome. ``box[0]`` is the decoded request, once there is one."""
+        box: list[Message | None] = [None]
+        try:
+            out = await body(box)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            status = self._status(name, exc)
+            self._hook_after(call, name, box[0], status.code, status.message)
+            if status is exc:
+                raise
+            raise status from exc
+        self._hook_after(call, name, box[0], 0, "")
+        return out
+
     def _unary(
         self, name: str, req_cls: type[Message], impl: Callable[[ServerCall, Any], Awaitable[Message]]
     ) -> Callable[[ServerCall, bytes], Awaitable[bytes]]:
         async def handler(call: ServerCall, payload: bytes) -> bytes:
-            req: Message | None = None
-            try:
-                if not call.codec_ok:
-                    raise _foreign_codec_error(req_cls, stream=False)
-                try:
-                    req = codec.decode(req_cls, payload)
-                except codec.GoJSONError as exc:
-                    raise GrpcStatus(_INTERNAL, codec.grpc_unmarshal_message(str(exc))) from exc
+            async def body(box: list[Message | None]) -> bytes:
+                req = box[0] = self._decode(call, req_cls, payload, stream=False)
                 await self._hook_before(call, name, req)
                 resp = await impl(call, req)
                 # [faults] optional hook: rewrite a unary answer (Health faults; see modeld_sim.faults)
                 respond = getattr(self.hooks, "respond", None)
                 if respond is not None:
                     resp = respond(call, name, req, resp)
-                out = codec.encode(resp)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                status = self._status(name, exc)
-                self._hook_after(call, name, req, status.code, status.message)
-                if status is exc:
-                    raise
-                raise status from exc
-            self._hook_after(call, name, req, 0, "")
-            return out
+                return codec.encode(resp)
+
+            return await self._guarded(call, name, body)
 
         return handler
 
@@ -206,26 +224,13 @@ class ComputeServer:
         impl: Callable[[ServerCall, Any], AsyncIterator[Message]],
     ) -> Callable[[ServerCall, bytes], Awaitable[None]]:
         async def handler(call: ServerCall, payload: bytes) -> None:
-            req: Message | None = None
-            try:
-                if not call.codec_ok:
-                    raise _foreign_codec_error(req_cls, stream=True)
-                try:
-                    req = codec.decode(req_cls, payload, stream=True)
-                except codec.GoJSONError as exc:
-                    raise GrpcStatus(_INTERNAL, codec.grpc_unmarshal_message(str(exc), stream=True)) from exc
+            async def body(box: list[Message | None]) -> None:
+                req = box[0] = self._decode(call, req_cls, payload, stream=True)
                 await self._hook_before(call, name, req)
                 async for msg in impl(call, req):
                     await call.send(codec.encode(msg))
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                status = self._status(name, exc)
-                self._hook_after(call, name, req, status.code, status.message)
-                if status is exc:
-                    raise
-                raise status from exc
-            self._hook_after(call, name, req, 0, "")
+
+            await self._guarded(call, name, body)
 
         return handler
 
@@ -233,30 +238,16 @@ class ComputeServer:
         self, name: str, impl: Callable[[ServerCall, Message], Awaitable[Message]]
     ) -> Callable[[ServerCall], Awaitable[bytes]]:
         async def handler(call: ServerCall) -> bytes:
-            first: Message | None = None
-            try:
+            async def body(box: list[Message | None]) -> bytes:
                 payload = await call.recv()
                 if payload is None:
                     # wire.go: RecvMsg of the first frame returns io.EOF unchanged -> Unknown "EOF".
                     raise GrpcStatus(_UNKNOWN, "EOF")
-                if not call.codec_ok:
-                    raise _foreign_codec_error(pb.PushModelChunk, stream=True)
-                try:
-                    first = codec.decode(pb.PushModelChunk, payload, stream=True)
-                except codec.GoJSONError as exc:
-                    raise GrpcStatus(_INTERNAL, codec.grpc_unmarshal_message(str(exc), stream=True)) from exc
+                first = box[0] = self._decode(call, pb.PushModelChunk, payload, stream=True)
                 await self._hook_before(call, name, first)
-                out = codec.encode(await impl(call, first))
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                status = self._status(name, exc)
-                self._hook_after(call, name, first, status.code, status.message)
-                if status is exc:
-                    raise
-                raise status from exc
-            self._hook_after(call, name, first, 0, "")
-            return out
+                return codec.encode(await impl(call, first))
+
+            return await self._guarded(call, name, body)
 
         return handler
 

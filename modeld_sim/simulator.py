@@ -584,9 +584,7 @@ class Simulator:
             return
         self.partitioned = True
         grpc = self.server.grpc
-        listener = getattr(grpc, "_server", None)
-        if listener is not None:
-            listener.close()
+        grpc.stop_listening()
         grpc.abort_all_connections()
 
     async def heal(self) -> None:

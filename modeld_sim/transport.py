@@ -862,6 +862,13 @@ class GrpcServer:
         except Exception:
             log.exception("connection callback failed")
 
+    def stop_listening(self) -> None:
+        """Fault injection (a network partition): refuse new connections; :meth:`start` listens again
+        on the same port."""
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+
     def abort_all_connections(self) -> None:
         """Fault injection: drop every live connection at once (no GOAWAY)."""
         for c in list(self.connections.values()):
