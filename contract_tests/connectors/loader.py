@@ -1,0 +1,76 @@
+"""``--modeld-connector`` specs → connector factories.
+
+* ``exec:COMMAND`` — a driver executable (:mod:`contract_tests.connectors.subprocess`); one driver
+  process serves the whole test session and is reset between tests;
+* ``module`` — a Python module with the ``modeldconn`` API (:mod:`contract_tests.connectors.inprocess`);
+* ``module:factory`` — ``factory()`` returns either a ready
+  :class:`~contract_tests.connectors.protocol.Connector` or an object with the ``modeldconn`` API.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+from contract_tests.connectors.inprocess import InProcessConnector
+from contract_tests.connectors.protocol import Connector
+from contract_tests.connectors.subprocess import DriverProcess, SubprocessConnector
+
+__all__ = ["ConnectorFactory", "is_subprocess_spec", "load_python_connector", "make_factory"]
+
+
+class ConnectorFactory:
+    """Makes one connector per test; owns the shared driver process of an ``exec:`` spec."""
+
+    def __init__(self, spec: str) -> None:
+        self.spec = spec
+        self.subprocess = is_subprocess_spec(spec)
+        self._proc: DriverProcess | None = None
+        self._make: Callable[[], Connector]
+        if self.subprocess:
+            command = spec[len("exec:") :]
+            self._make = lambda: self._subprocess_connector(command)
+        else:
+            self._make = lambda: load_python_connector(spec)
+
+    def _subprocess_connector(self, command: str) -> Connector:
+        if self._proc is None or not self._proc.alive:
+            self._proc = DriverProcess(command)
+        return SubprocessConnector(command, self._proc)
+
+    def __call__(self) -> Connector:
+        return self._make()
+
+    def shutdown(self) -> None:
+        if self._proc is not None:
+            self._proc.shutdown()
+            self._proc = None
+
+
+def is_subprocess_spec(spec: str) -> bool:
+    return spec.startswith("exec:")
+
+
+def _looks_like_connector(obj: Any) -> bool:
+    return all(
+        callable(getattr(obj, n, None)) for n in ("configure", "ensure_prefix", "close_session", "probe")
+    )
+
+
+def load_python_connector(spec: str) -> Connector:
+    mod_name, _, attr = spec.partition(":")
+    module = importlib.import_module(mod_name)
+    if not attr:
+        return InProcessConnector(module, name=mod_name)
+    target: Any = module
+    for part in attr.split("."):
+        target = getattr(target, part)
+    obj = target() if callable(target) else target
+    if _looks_like_connector(obj):
+        return obj  # type: ignore[no-any-return]
+    return InProcessConnector(obj, name=spec)
+
+
+def make_factory(spec: str) -> ConnectorFactory:
+    return ConnectorFactory(spec)

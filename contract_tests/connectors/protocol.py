@@ -1,0 +1,169 @@
+"""The interface every connector under test is driven through (sync-facing, language-neutral).
+
+A clause never talks to a connector directly: it talks to an object of this :class:`Connector`
+protocol. Two adapters exist: :mod:`contract_tests.connectors.inprocess` (a Python module with the
+``modeldconn`` API) and :mod:`contract_tests.connectors.subprocess` (any executable speaking the driver
+protocol of ``docs/driver-protocol.md``). Values cross this interface as plain JSON-able data whose keys
+are the *wire* keys (Go struct / json tags, e.g. ``ReusedTokens``, ``model_name``), so a driver in any
+language can produce them by marshalling its own types.
+
+Errors are :class:`ConnectorError` with a ``kind``: a sentinel token of the wire's table
+(``stale_fence``, ``session_closed``, …), a probe state (``not-installed``, ``not-running``, ``stale``,
+``unreachable``), or one of ``transport`` (a gRPC status outside the table), ``internal`` (Internal
+outside the table), ``error`` (anything else) and ``harness_timeout`` (the call did not return within
+the harness's bound: the connector has no deadline of its own).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+__all__ = [
+    "HARNESS_TIMEOUT",
+    "JSON",
+    "PROBE_KINDS",
+    "SENTINEL_KINDS",
+    "Connector",
+    "ConnectorError",
+    "DecodeResult",
+]
+
+JSON = dict[str, Any]
+
+#: The sentinel tokens a ``kind`` may carry (wire.md §9.1), restated here for drivers' sake.
+SENTINEL_KINDS: tuple[str, ...] = (
+    "context_canceled",
+    "deadline_exceeded",
+    "stale_fence",
+    "not_owner",
+    "session_closed",
+    "context_overflow",
+    "session_fatal",
+    "model_busy",
+    "model_not_active",
+    "model_switch_required",
+    "device_busy",
+    "model_load_failed",
+    "insufficient_memory",
+    "slot_generation_stale",
+    "backend_mismatch",
+    "unsupported_feature",
+    "manifest_mismatch",
+    "model_not_found",
+    "digest_mismatch",
+    "unsupported_model_type",
+)
+#: The probe states that are errors (lease-and-discovery.md §7).
+PROBE_KINDS: tuple[str, ...] = ("not-installed", "not-running", "stale", "unreachable")
+#: The kind of a call the harness gave up waiting for.
+HARNESS_TIMEOUT = "harness_timeout"
+
+
+class ConnectorError(Exception):
+    """A typed failure reported by the connector under test.
+
+    ``kind``: see the module docstring. ``tokens``: every sentinel the error matches (Go ``errors.Is``),
+    ``kind`` first. ``detail``: the context-overflow detail (``stage``, ``resident_tokens``,
+    ``additional_tokens``, ``num_ctx``) when the connector exposes it.
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        message: str = "",
+        *,
+        tokens: Sequence[str] = (),
+        detail: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(f"{kind}: {message}" if message else kind)
+        self.kind = kind
+        self.message = message
+        toks = [kind, *[t for t in tokens if t != kind]] if kind in SENTINEL_KINDS else list(tokens)
+        self.tokens: tuple[str, ...] = tuple(toks)
+        self.detail: dict[str, Any] | None = dict(detail) if detail is not None else None
+
+    def matches(self, token: str) -> bool:
+        """Go ``errors.Is(err, sentinel)`` for the token."""
+        return token == self.kind or token in self.tokens
+
+    def to_json(self) -> JSON:
+        out: JSON = {"kind": self.kind, "message": self.message, "tokens": list(self.tokens)}
+        if self.detail is not None:
+            out["detail"] = self.detail
+        return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ConnectorError:
+        return cls(
+            str(data.get("kind", "error")),
+            str(data.get("message", "")),
+            tokens=[str(t) for t in data.get("tokens") or ()],
+            detail=data.get("detail"),
+        )
+
+
+@dataclass
+class DecodeResult:
+    """What one Decode produced: the chunks (``text``/``thinking``/``tool_calls`` keys of the wire
+    chunk) received before the stream ended, and the error that ended it, if any."""
+
+    chunks: list[JSON] = field(default_factory=list)
+    error: ConnectorError | None = None
+
+    @property
+    def text(self) -> str:
+        return "".join(str(c.get("text", "")) for c in self.chunks)
+
+    def to_json(self) -> JSON:
+        return {"chunks": self.chunks, "error": None if self.error is None else self.error.to_json()}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> DecodeResult:
+        err = data.get("error")
+        return cls(list(data.get("chunks") or []), None if not err else ConnectorError.from_json(err))
+
+
+@runtime_checkable
+class Connector(Protocol):
+    """The connector under test, as the clauses see it. Every method may raise :class:`ConnectorError`.
+
+    ``model`` arguments are ``{"model_name", "type", "digest", "path"}`` (+ optional ``adapters``);
+    ``config`` is the wire ``Config`` (``{"NumCtx": …}``; missing keys are zero). Sessions are named by
+    the opaque string ``open_session`` returns. ``timeout`` (seconds), where given, is the caller's
+    deadline for that call (Go's context); ``None`` = the connector's own default.
+    """
+
+    name: str
+
+    # discovery (offline: the lease alone)
+    def configure(self, data_root: str, env: Mapping[str, str | None] | None = None) -> None: ...
+    def available(self) -> bool: ...
+    def backend(self) -> str: ...
+    def serveable_backend(self) -> str: ...
+    def probe(self, timeout: float | None = None) -> JSON: ...
+
+    # lease-resolved calls (probe first)
+    def status(self, timeout: float | None = None) -> JSON: ...
+    def describe(self, model: JSON, config: JSON, timeout: float | None = None) -> JSON: ...
+    def open_session(self, model: JSON, config: JSON, timeout: float | None = None) -> str: ...
+    def load_model(
+        self, model: JSON, config: JSON, expected_generation: int = 0, timeout: float | None = None
+    ) -> JSON: ...
+    def unload_model(self, expected_generation: int = 0, timeout: float | None = None) -> None: ...
+    def embed(self, model: JSON, config: JSON, text: str, timeout: float | None = None) -> list[float]: ...
+    def list_models(self, timeout: float | None = None) -> list[JSON]: ...
+    def remove_model(self, name: str, timeout: float | None = None) -> None: ...
+    def disk_stats(self, timeout: float | None = None) -> JSON: ...
+
+    # session calls (no probe)
+    def ensure_prefix(self, session: str, prefix: JSON, timeout: float | None = None) -> JSON: ...
+    def prefill_suffix(self, session: str, suffix: JSON, timeout: float | None = None) -> JSON: ...
+    def decode(self, session: str, config: JSON, timeout: float | None = None) -> DecodeResult: ...
+    def explain_context(self, session: str, timeout: float | None = None) -> JSON: ...
+    def snapshot(self, session: str, timeout: float | None = None) -> JSON: ...
+    def restore(self, session: str, snapshot: JSON, timeout: float | None = None) -> None: ...
+    def close_session(self, session: str, timeout: float | None = None) -> None: ...
+
+    def close(self) -> None: ...

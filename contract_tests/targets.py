@@ -1,0 +1,430 @@
+"""Targets a clause runs against: the in-process simulator, a ``modeld-sim serve`` subprocess, or an
+external daemon found through its lease; plus the small stand-ins the discovery clauses need (a
+Health-only server, a port that accepts TCP but never speaks, a closed port).
+
+The in-process simulator runs on its own event loop in a background thread, so clauses stay
+synchronous and the connector under test (in-process or a driver) meets it only on the wire and in
+the data root, as it meets the real daemon.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from contract_tests._loop import LoopThread
+
+__all__ = [
+    "ExternalTarget",
+    "FaultHandle",
+    "HealthStub",
+    "SimTarget",
+    "SubprocessSimTarget",
+    "Target",
+    "TargetError",
+    "closed_port",
+    "silent_listener",
+    "write_tiny_model",
+]
+
+TINY_MODEL_NAME = "tiny"
+TINY_CONTEXT = 2048
+
+_sim_loop: LoopThread | None = None
+
+
+def sim_loop() -> LoopThread:
+    """The loop the in-process simulators of this process run on."""
+    global _sim_loop
+    if _sim_loop is None:
+        _sim_loop = LoopThread("modeld-contract-sim")
+    return _sim_loop
+
+
+class TargetError(RuntimeError):
+    """The target could not be started or driven."""
+
+
+def write_tiny_model(models_dir: str, name: str = TINY_MODEL_NAME, context_length: int = TINY_CONTEXT) -> str:
+    """A metadata-only GGUF the fake engine serves, at ``<models_dir>/<name>/model.gguf``."""
+    from modeld_sim.gguf import write_fake_gguf
+
+    return write_fake_gguf(
+        os.path.join(models_dir, name, "model.gguf"), context_length=context_length, name=name
+    )
+
+
+def read_lease(data_root: str) -> dict[str, Any] | None:
+    """The lease record as plain JSON (no lease library: targets judge nothing)."""
+    try:
+        with open(os.path.join(data_root, "modeld.lease"), "rb") as f:
+            data = json.loads(f.read())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+# --------------------------------------------------------------------------------------------------
+# fault injection
+
+
+class FaultHandle:
+    """Fault rules of one in-process node (``modeld_sim.faults`` rule mappings: ``method``, ``action``
+    ``error`` + ``token``, ``hang``, ``first``/``nth``…). Survives restarts of the node."""
+
+    def __init__(self) -> None:
+        from modeld_sim.faults import FaultSet
+
+        self.set = FaultSet()
+        self._injectors: list[Any] = []
+
+    def hooks(self, instance: Callable[[], str]) -> Any:
+        from modeld_sim.faults import FaultInjector
+
+        inj = FaultInjector(self.set, instance=instance)
+        self._injectors.append(inj)
+        return inj
+
+    def add(self, **rule: Any) -> None:
+        self.set.add(rule)
+
+    def error(self, method: str, token: str, *, first: int = 1, detail: str | None = None) -> None:
+        rule: dict[str, Any] = {"method": method, "action": "error", "token": token, "first": first}
+        if detail is not None:
+            rule["detail"] = detail
+        self.set.add(rule)
+
+    def clear(self) -> None:
+        self.set.clear()
+
+
+# --------------------------------------------------------------------------------------------------
+# targets
+
+
+@dataclass
+class Target:
+    """What clauses need from a target."""
+
+    kind: str
+    data_root: str
+    scriptable: bool
+    model: dict[str, Any] = field(default_factory=dict)
+    faults: FaultHandle | None = None
+
+    @property
+    def endpoint(self) -> str:
+        rec = read_lease(self.data_root) or {}
+        return str((rec.get("meta") or {}).get("endpoint", ""))
+
+    @property
+    def instance_id(self) -> str:
+        rec = read_lease(self.data_root) or {}
+        return str(rec.get("instance_id", ""))
+
+    def stop(self) -> None:  # pragma: no cover - overridden
+        pass
+
+
+class SimTarget(Target):
+    """The simulator in-process (``--modeld-target=sim``)."""
+
+    def __init__(
+        self,
+        data_root: str,
+        *,
+        backend: str = "llama",
+        ttl: float = 30.0,
+        renew: float | None = None,
+        idle_ttl: float = 300.0,
+        faults: bool = True,
+        start: bool = True,
+    ) -> None:
+        super().__init__("sim", data_root, True)
+        self.backend = backend
+        self.ttl = ttl
+        self.renew = renew
+        self.idle_ttl = idle_ttl
+        self.loop = sim_loop()
+        self.sim: Any = None
+        self.port = 0
+        self.instances: list[str] = []
+        self.faults = FaultHandle() if faults else None
+        os.makedirs(data_root, exist_ok=True)
+        path = write_tiny_model(os.path.join(data_root, "models"))
+        self.model = {"model_name": TINY_MODEL_NAME, "type": "llama", "path": path}
+        if start:
+            self.start()
+
+    def start(self, *, same_port: bool = False, **overrides: Any) -> str:
+        from modeld_sim.simulator import Simulator
+
+        kw: dict[str, Any] = {
+            "backend": overrides.pop("backend", self.backend),
+            "ttl": overrides.pop("ttl", self.ttl),
+            "renew": overrides.pop("renew", self.renew),
+            "idle_ttl": overrides.pop("idle_ttl", self.idle_ttl),
+            "port": self.port if same_port else 0,
+            **overrides,
+        }
+        sim = Simulator(self.data_root, **kw)
+
+        async def go() -> str:
+            role = await sim.start()
+            if role == "owner" and self.faults is not None and sim.server is not None:
+                sim.server.hooks = self.faults.hooks(lambda: sim.instance_id)
+            return str(role)
+
+        role = self.loop.run(go(), 30.0)
+        if role != "owner":
+            self.loop.run(sim.stop(), 30.0)
+            raise TargetError(f"simulator on {self.data_root} became {role}, not owner")
+        self.sim = sim
+        self.port = int(sim.endpoint.rsplit(":", 1)[1])
+        self.instances.append(sim.instance_id)
+        return str(sim.instance_id)
+
+    @property
+    def endpoint(self) -> str:
+        return str(self.sim.endpoint) if self.sim is not None else ""
+
+    @property
+    def instance_id(self) -> str:
+        return str(self.sim.instance_id) if self.sim is not None else ""
+
+    def stop(self) -> None:
+        sim, self.sim = self.sim, None
+        if sim is not None:
+            with contextlib.suppress(Exception):
+                self.loop.run(sim.stop(), 30.0)
+
+    def kill(self) -> None:
+        """Stop serving without releasing the lease (as SIGKILL would leave it)."""
+        sim, self.sim = self.sim, None
+        if sim is None:
+            return
+
+        async def go() -> None:
+            sim.pause_renewals()
+            if sim.owner is not None:
+                # forget the lease so stop() does not delete it
+                sim.owner.release = _noop_release
+            await sim.stop()
+
+        with contextlib.suppress(Exception):
+            self.loop.run(go(), 30.0)
+
+    def restart(self, *, same_port: bool = True) -> str:
+        """Stop (releasing the lease) and start a new owner: a new instance id."""
+        self.stop()
+        return self.start(same_port=same_port)
+
+    def pause_renewals(self) -> None:
+        if self.sim is not None:
+            self.sim.pause_renewals()
+
+    def run(self, coro: Any, timeout: float = 30.0) -> Any:
+        return self.loop.run(coro, timeout)
+
+
+async def _noop_release() -> None:
+    return None
+
+
+class SubprocessSimTarget(Target):
+    """``modeld-sim serve`` in a child process (``--modeld-target=sim-subprocess``); can be wedged."""
+
+    def __init__(
+        self, data_root: str, *, ttl: str = "30s", renew: str | None = None, start: bool = True
+    ) -> None:
+        super().__init__("sim-subprocess", data_root, False)
+        self.ttl = ttl
+        self.renew = renew
+        self.proc: subprocess.Popen[bytes] | None = None
+        os.makedirs(data_root, exist_ok=True)
+        path = write_tiny_model(os.path.join(data_root, "models"))
+        self.model = {"model_name": TINY_MODEL_NAME, "type": "llama", "path": path}
+        if start:
+            self.start()
+
+    def start(self) -> str:
+        argv = [
+            sys.executable,
+            "-m",
+            "modeld_sim.cli",
+            "serve",
+            "--data-root",
+            self.data_root,
+            "--ttl",
+            self.ttl,
+        ]
+        if self.renew:
+            argv += ["--renew", self.renew]
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30.0
+        pid = self.proc.pid
+        while time.monotonic() < deadline:
+            rec = read_lease(self.data_root)
+            if rec and rec.get("pid") == pid and (rec.get("meta") or {}).get("endpoint"):
+                return str(rec["instance_id"])
+            if self.proc.poll() is not None:
+                raise TargetError(f"modeld-sim serve exited with {self.proc.returncode}")
+            time.sleep(0.02)
+        self.stop()
+        raise TargetError("modeld-sim serve did not publish its lease within 30 s")
+
+    def wedge(self) -> None:
+        """SIGSTOP: the socket stays open, nothing answers (the recorded wedged daemon)."""
+        if self.proc is not None:
+            os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def unwedge(self) -> None:
+        if self.proc is not None:
+            os.kill(self.proc.pid, signal.SIGCONT)
+
+    def stop(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        with contextlib.suppress(OSError):
+            os.kill(proc.pid, signal.SIGCONT)
+            proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+class ExternalTarget(Target):
+    """A daemon we did not start, found through its lease (``--modeld-target=lease:DATA_ROOT``)."""
+
+    def __init__(self, data_root: str, model: Mapping[str, Any]) -> None:
+        super().__init__("external", data_root, False, dict(model))
+
+
+def parse_model_option(value: str | None) -> dict[str, Any]:
+    """``--modeld-model TYPE:PATH`` → a model spec (name = the file's parent directory)."""
+    if not value:
+        return {}
+    typ, _, path = value.partition(":")
+    name = os.path.basename(os.path.dirname(path.rstrip("/"))) or "model"
+    return {"model_name": name, "type": typ, "path": path}
+
+
+# --------------------------------------------------------------------------------------------------
+# stand-ins for discovery clauses
+
+
+class HealthStub:
+    """A gRPC server answering only ``Health`` with ``{"instance_id", "ready", "backend"}`` as told
+    (``hang=True``: never answers). Runs on the simulator loop; built on ``modeld_sim.transport``."""
+
+    def __init__(
+        self, instance_id: str, *, ready: bool = True, backend: str = "llama", hang: bool = False
+    ) -> None:
+        self.instance_id = instance_id
+        self.ready = ready
+        self.backend = backend
+        self.hang = hang
+        self.loop = sim_loop()
+        self.server: Any = None
+        self.endpoint = ""
+
+    def start(self) -> HealthStub:
+        import asyncio
+
+        from modeld_sim.transport import GrpcServer
+
+        async def health(call: Any, payload: bytes) -> bytes:
+            if self.hang:
+                await asyncio.sleep(3600)
+            body: dict[str, Any] = {}
+            if self.instance_id:
+                body["instance_id"] = self.instance_id
+            body["ready"] = self.ready
+            if self.backend:
+                body["backend"] = self.backend
+            return json.dumps(body, separators=(",", ":")).encode()
+
+        async def go() -> None:
+            self.server = GrpcServer({"contenox.transport.v1.Compute": {"Health": ("unary", health)}})
+            await self.server.start()
+            self.endpoint = str(self.server.address)
+
+        self.loop.run(go(), 10.0)
+        return self
+
+    def stop(self) -> None:
+        if self.server is not None:
+            with contextlib.suppress(Exception):
+                self.loop.run(self.server.close(grace=0.0), 10.0)
+            self.server = None
+
+
+@contextlib.contextmanager
+def silent_listener() -> Iterator[str]:
+    """A loopback port that completes TCP handshakes (backlog) but never reads or answers."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    s.listen(64)
+    try:
+        yield f"127.0.0.1:{s.getsockname()[1]}"
+    finally:
+        s.close()
+
+
+def closed_port() -> str:
+    """A loopback address nobody listens on (bound, then closed)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return f"127.0.0.1:{port}"
+
+
+class Cluster:
+    """Nodes on one data root (see the ``modeld_cluster`` fixture)."""
+
+    def __init__(self, data_root: str, *, ttl: float = 0.6, renew: float = 0.2) -> None:
+        self.data_root = data_root
+        self.ttl = ttl
+        self.renew = renew
+        self.owner = SimTarget(data_root, ttl=ttl, renew=renew)
+        self.retired: list[SimTarget] = []
+
+    @property
+    def model(self) -> dict[str, Any]:
+        return self.owner.model
+
+    def takeover(self) -> str:
+        """The owner stops renewing (but keeps serving); once its lease lapsed a new node takes over."""
+        old = self.owner
+        old.pause_renewals()
+        rec = read_lease(self.data_root) or {}
+        time.sleep(self.ttl + 0.15)
+        for _ in range(50):
+            now = read_lease(self.data_root) or {}
+            if now.get("renewed_at") == rec.get("renewed_at"):
+                break
+            rec = now
+            time.sleep(self.ttl)
+        self.owner = SimTarget(self.data_root, ttl=self.ttl, renew=self.renew)
+        self.retired.append(old)
+        return self.owner.instance_id
+
+    def restart(self, *, same_port: bool = True) -> str:
+        return self.owner.restart(same_port=same_port)
+
+    def stop(self) -> None:
+        for t in [self.owner, *self.retired]:
+            t.stop()
