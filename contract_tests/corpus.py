@@ -26,12 +26,19 @@ SERVICE_PATH = "/contenox.transport.v1.Compute/"
 JSON_CONTENT_TYPE = "application/grpc+contenoxtransportjson"
 CORPUS_DIR = Path(__file__).resolve().parent.parent / "tests" / "corpus"
 MODELD_CORPUS = CORPUS_DIR / "modeld-v0.36.0"
+GO_CONNECTOR_CORPUS = CORPUS_DIR / "go-connector-v0.36.0"
 TINY_GGUF_NAME = "tiny-llama-ctx256.gguf"
 # Methods whose reply values may be machine facts (free memory, disk, devices): only there does the
 # recording write `<machine>`, and only where it does is a value not compared.
 MACHINE_METHODS = frozenset({"Describe", "DiskStats"})
 
 _FILE_PLACEHOLDER = re.compile(r"<(CORRUPT_GGUF|TRUNCATED_GGUF): ([^>]*)>")
+
+
+def observed(name: str) -> Path:
+    """The project's copy of a file of the reference's ``observed/`` folder, by its file name."""
+    folder = GO_CONNECTOR_CORPUS if name.startswith("go-connector") else MODELD_CORPUS
+    return folder / name
 
 
 @dataclass

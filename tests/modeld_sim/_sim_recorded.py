@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
-CONTRACT = Path("/work/shared/contract")
-OBSERVED = CONTRACT / "observed"
-TINY_GGUF = OBSERVED / "tiny-llama-ctx256.gguf"
+from contract_tests.corpus import observed
+
+TINY_GGUF = observed("tiny-llama-ctx256.gguf")
 
 
 def recorded(file: str) -> dict[str, dict[str, Any]]:
     """Cases of an observed/*.jsonl file by name."""
     out: dict[str, dict[str, Any]] = {}
-    with open(OBSERVED / file, encoding="utf-8") as f:
+    with open(observed(file), encoding="utf-8") as f:
         for line in f:
             d = json.loads(line)
             out[d["case"]] = d

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,9 +11,8 @@ from google.rpc import error_details_pb2, status_pb2
 from hypothesis import given
 from hypothesis import strategies as hs
 
+from contract_tests.corpus import observed
 from modeldconn.wire import errors as E
-
-OBS = Path("/work/shared/contract/observed")
 
 # Independent oracle, typed in from wire.md §9.1 (token -> (code, sentinel text)), in order.
 ORACLE: list[tuple[str, int, str]] = [
@@ -210,7 +208,7 @@ def test_decode_error() -> None:
 
 def _wire_errors() -> list[tuple[int, str, bytes | None]]:
     out = []
-    for line in (OBS / "go-connector.wire.jsonl").read_text().splitlines():
+    for line in observed("go-connector.wire.jsonl").read_text().splitlines():
         d = json.loads(line)
         hdrs = (d.get("server_headers") or []) + (d.get("server_trailers") or [])
         h = {k: v for k, v in hdrs}
@@ -230,7 +228,7 @@ def _details_from_json(d: dict[str, Any]) -> bytes:
 
 
 def test_go_connector_recorded_errors_reproduced() -> None:
-    api = [json.loads(x) for x in (OBS / "go-connector.api.jsonl").read_text().splitlines()]
+    api = [json.loads(x) for x in observed("go-connector.api.jsonl").read_text().splitlines()]
     want = [(a["error"], a["is"]) for a in api if "error" in a]
     statuses = _wire_errors()
     got = []
