@@ -200,6 +200,8 @@ async def _serve(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["make-model"]:  # [make-model]
+        return _make_model(args_list[1:])
     if not args_list or (args_list[0].startswith("-") and args_list[0] not in ("-h", "--help")):
         args_list.insert(0, "serve")
     parser = _parser()
@@ -223,6 +225,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         print(f"modeld: {exc}", file=sys.stderr, flush=True)
         return 1
+
+
+# --- [make-model] tiny random-weight models for the real engines (modeld_sim/makemodel.py) ------------
+
+
+def _make_model(argv: Sequence[str]) -> int:
+    """``modeld-sim make-model --type llama|openvino --out PATH [--seed N] …`` (see modeld_sim.makemodel)."""
+    from modeld_sim import makemodel
+
+    p = argparse.ArgumentParser(prog="modeld-sim")
+    makemodel.add_parser(p.add_subparsers(dest="cmd", required=True))
+    try:
+        args = p.parse_args(["make-model", *argv])
+    except SystemExit as exc:
+        return int(exc.code) if isinstance(exc.code, int) else 2
+    return makemodel.main(args, _out)
 
 
 # --- [faults] failure injection: cluster, scenario, ctl, lease; serve --scenario/--control ------------

@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+"""Build llama-cpp-python's wheel once per machine, cache it, and (optionally) install it.
+
+llama-cpp-python ships only an sdist: compiling llama.cpp takes about 8 minutes on 2 cores. The
+wheel is built once with portable flags (``GGML_NATIVE=OFF``: no host-specific CPU features, so a
+cached wheel moves between machines of the same kind) and kept under
+
+    ${MODELD_WHEEL_CACHE:-~/.cache/modeld-contract/wheels}/llama-cpp-python-<version>-<flags key>/
+
+keyed by version and CMake flags. Later runs find it there and take a second.
+
+    python tools/build_llama_wheel.py              # build if missing; print the wheel's path
+    python tools/build_llama_wheel.py --install    # ... and pip-install it (with its dependencies)
+    python tools/build_llama_wheel.py --check      # exit 1 if the cache has no wheel (never builds)
+
+Version 0.3.33 is pinned: its vendored llama.cpp tree is the one the recorded real daemon was built
+with, so both tokenize and decode with one llama.cpp (see docs/engines.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import glob
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+VERSION = "0.3.33"
+CMAKE_ARGS = "-DGGML_NATIVE=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF"
+
+
+def cache_root() -> str:
+    root = os.environ.get("MODELD_WHEEL_CACHE") or os.path.join(
+        os.path.expanduser("~"), ".cache", "modeld-contract", "wheels"
+    )
+    return root
+
+
+def cache_dir(version: str = VERSION, cmake_args: str = CMAKE_ARGS) -> str:
+    key = hashlib.sha256(" ".join(cmake_args.split()).encode()).hexdigest()[:12]
+    return os.path.join(cache_root(), f"llama-cpp-python-{version}-{key}")
+
+
+def cached_wheel(version: str = VERSION, cmake_args: str = CMAKE_ARGS) -> str | None:
+    found = sorted(glob.glob(os.path.join(cache_dir(version, cmake_args), "llama_cpp_python-*.whl")))
+    return found[-1] if found else None
+
+
+def build(version: str, cmake_args: str, jobs: int) -> str:
+    d = cache_dir(version, cmake_args)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one build per machine at a time
+        have = cached_wheel(version, cmake_args)
+        if have:
+            return have
+        env = dict(os.environ, CMAKE_ARGS=cmake_args, CMAKE_BUILD_PARALLEL_LEVEL=str(jobs))
+        print(f"build_llama_wheel: compiling llama-cpp-python=={version} ({cmake_args}); this takes "
+              "about 8 minutes on 2 cores", file=sys.stderr, flush=True)
+        t0 = time.monotonic()
+        with tempfile.TemporaryDirectory(prefix="llama-wheel-") as tmp:
+            cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-binary", "llama-cpp-python",
+                   f"llama-cpp-python=={version}", "-w", tmp]
+            rc = subprocess.call(cmd, env=env)
+            if rc != 0:
+                raise SystemExit(f"build_llama_wheel: pip wheel failed with exit code {rc}")
+            wheels = glob.glob(os.path.join(tmp, "llama_cpp_python-*.whl"))
+            if not wheels:
+                raise SystemExit("build_llama_wheel: pip wheel produced no wheel")
+            for w in wheels:
+                shutil.move(w, os.path.join(d, os.path.basename(w)))
+        print(f"build_llama_wheel: built in {time.monotonic() - t0:.0f} s", file=sys.stderr, flush=True)
+        got = cached_wheel(version, cmake_args)
+        assert got is not None
+        return got
+
+
+def install(wheel: str) -> None:
+    # The wheel's dependencies (numpy, typing-extensions, diskcache, jinja2) come from the index.
+    rc = subprocess.call([sys.executable, "-m", "pip", "install", "--find-links", os.path.dirname(wheel),
+                          wheel])
+    if rc != 0:
+        raise SystemExit(f"build_llama_wheel: pip install failed with exit code {rc}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    p.add_argument("--version", default=VERSION)
+    p.add_argument("--cmake-args", default=CMAKE_ARGS)
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
+    p.add_argument("--install", action="store_true", help="pip-install the wheel into this interpreter")
+    p.add_argument("--check", action="store_true", help="only report whether the wheel is cached")
+    a = p.parse_args(argv)
+    have = cached_wheel(a.version, a.cmake_args)
+    if a.check:
+        print(have or f"no cached wheel under {cache_dir(a.version, a.cmake_args)}")
+        return 0 if have else 1
+    wheel = have or build(a.version, a.cmake_args, a.jobs)
+    print(wheel)
+    if a.install:
+        install(wheel)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
