@@ -37,7 +37,7 @@ __all__ = ["main", "resolve_idle_ttl"]
 
 _NS: Final = 1_000_000_000
 DEFAULT_IDLE_TTL_NS: Final = 5 * 60 * _NS
-_IMPLEMENTED_ENGINES: Final = ("fake",)
+_IMPLEMENTED_ENGINES: Final = ("fake", "llama", "openvino")
 
 
 class UsageError(Exception):

@@ -622,8 +622,26 @@ def _parse_listen(listen: str) -> tuple[str, int]:
 
 
 def _make_engine(name: str, backend: str, model: str | None) -> Engine:
+    """The engine behind the slot. Real engines are imported only when asked for: their native
+    libraries are optional extras (`llama`, `openvino`) and slow to import."""
     if name == "fake":
         from .engines.fake import FakeEngine
 
         return FakeEngine(backend)
-    raise SimulatorError(f"engine {name!r} is not implemented yet (available: fake)")
+    if name in ("llama", "openvino"):
+        if backend != name:
+            raise SimulatorError(f"engine {name!r} serves backend {name}, not {backend!r}")
+        try:
+            if name == "llama":
+                from .engines.llama import LlamaEngine
+
+                return LlamaEngine(model=model)
+            from .engines.openvino import OpenVINOEngine
+
+            return OpenVINOEngine(model=model)
+        except ImportError as exc:
+            extra = "llama" if name == "llama" else "openvino"
+            raise SimulatorError(
+                f"engine {name!r} needs the {extra!r} extra (pip install 'modeld-contract[{extra}]'): {exc}"
+            ) from exc
+    raise SimulatorError(f"unknown engine {name!r} (available: fake, llama, openvino)")
