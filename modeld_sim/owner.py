@@ -181,6 +181,7 @@ class Owner:
         self._task: asyncio.Task[None] | None = None
         self._resumed = asyncio.Event()
         self._resumed.set()
+        self._held = False
         self._released = False
         self._release_error: BaseException | None = None
         self._release_lock = asyncio.Lock()
@@ -263,6 +264,20 @@ class Owner:
     def renewals_paused(self) -> bool:
         return not self._resumed.is_set()
 
+    @property
+    def renew_held(self) -> bool:
+        """A renew came due while paused and is parked until :meth:`resume_renewals`.
+
+        While this is true the renew loop is suspended at the pause gate: no renew can run, so
+        :attr:`renewals` cannot advance (a renew already in flight when the pause began has finished).
+        """
+        return self._held
+
+    @property
+    def renewing(self) -> bool:
+        """The renew loop is running (owner only; false before join, after loss, stop or release)."""
+        return self._task is not None and not self._task.done()
+
     # -- renew loop -----------------------------------------------------------------------------
 
     async def _renew_loop(self) -> None:
@@ -274,7 +289,12 @@ class Owner:
         delay = interval
         while True:
             await asyncio.sleep(delay / _NS)
-            await self._resumed.wait()
+            if not self._resumed.is_set():
+                self._held = True
+                try:
+                    await self._resumed.wait()
+                finally:
+                    self._held = False
             attempt_start = self.clock()
             try:
                 await asyncio.to_thread(handle.renew)
@@ -320,7 +340,7 @@ class Owner:
     async def stop_renewing(self) -> None:
         """Cancel the renew loop (a graceful stop, not a loss). An in-flight renew finishes first
         inside the lease handle's own lock, so a later release never races it."""
-        task, self._task = self._task, None
+        task = self._task  # kept (not cleared) so :attr:`renewing` reports the finished loop
         if task is not None and not task.done():
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

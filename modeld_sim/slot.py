@@ -181,6 +181,7 @@ class Slot:
         self.idle_ttl = idle_ttl
         self._clock = clock
         self._op = asyncio.Lock()
+        self._lock_waiters = 0
         self._active: _Active | None = None
         self.generation = 0
         self.state = SlotState.EMPTY
@@ -188,6 +189,9 @@ class Slot:
         self.last_error = ""
         self._last_activity = clock()
         self._reaper: asyncio.Task[None] | None = None
+        self.reaper_ticks = 0
+        """Completed idle-reaper ticks (see :meth:`wait_reaper_tick`)."""
+        self._reaper_ticked = asyncio.Event()
         self._bg: set[asyncio.Task[werr.ModeldError | None]] = set()
         store.resident_guard = self._refuse_resident
 
@@ -203,16 +207,26 @@ class Slot:
         if self.owner and owner != self.owner:
             raise werr.StaleFence()
 
+    @property
+    def lock_waiters(self) -> int:
+        """Operations currently queued for the operation lock (not counting its holder)."""
+        return self._lock_waiters
+
     async def _lock(self, deadline: float | None) -> None:
-        # slot.lockOperation: wait for the lock or the context's end.
-        if deadline is None:
-            await self._op.acquire()
-            return
+        # slot.lockOperation: wait for the lock or the context's end. A free lock is taken without
+        # yielding, so only a real wait is ever visible in :attr:`lock_waiters`.
+        self._lock_waiters += 1
         try:
-            async with asyncio.timeout_at(deadline):
+            if deadline is None:
                 await self._op.acquire()
-        except TimeoutError:
-            raise werr.DeadlineExceeded() from None
+                return
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await self._op.acquire()
+            except TimeoutError:
+                raise werr.DeadlineExceeded() from None
+        finally:
+            self._lock_waiters -= 1
 
     def _unlock(self) -> None:
         self._op.release()
@@ -656,8 +670,16 @@ class Slot:
             while True:
                 await asyncio.sleep(interval)
                 await self.reap_idle()
+                self.reaper_ticks += 1
+                ticked, self._reaper_ticked = self._reaper_ticked, asyncio.Event()
+                ticked.set()
 
         self._reaper = asyncio.get_running_loop().create_task(loop(), name="modeld-sim-reaper")
+
+    async def wait_reaper_tick(self) -> int:
+        """Wait until the running reaper completes its next tick; returns :attr:`reaper_ticks`."""
+        await self._reaper_ticked.wait()
+        return self.reaper_ticks
 
     async def stop_reaper(self) -> None:
         task, self._reaper = self._reaper, None

@@ -181,6 +181,10 @@ class ModelStore:
 
     # ------------------------------------------------------------------ push
 
+    def push_in_progress(self, name: str) -> bool:
+        """A push of ``name`` is being received (a second push of it is refused until it ends)."""
+        return name in self._in_flight
+
     async def receive_model(self, manifest: pb.PushManifest, data: AsyncIterable[bytes]) -> pb.PushModelResp:
         """admin.ReceiveModel. ``data`` yields the raw bytes of every frame in order (the first frame's
         data included). Early rejections raise before ``data`` is consumed: the caller must drain the

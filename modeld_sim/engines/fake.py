@@ -25,7 +25,7 @@ import json
 import os
 import random
 import struct
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
@@ -178,15 +178,28 @@ class _Plan:
 
 
 class FakeEngine:
-    """The deterministic fake backend. ``token_latency``: seconds per decoded token (default 0)."""
+    """The deterministic fake backend. ``token_latency``: seconds per decoded token (default 0).
+
+    ``sleep`` spends the token latency and ``clock`` is the time decode deadlines are compared
+    against (default: ``asyncio.sleep`` and the running loop's ``time()``, the time the slot's
+    deadlines are in). Inject both to run decode on virtual time.
+    """
 
     def __init__(
-        self, backend: str = "llama", *, token_latency: float = 0.0, seed: int | None = None
+        self,
+        backend: str = "llama",
+        *,
+        token_latency: float = 0.0,
+        seed: int | None = None,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         if backend not in ("llama", "openvino"):
             raise ValueError(f"unknown backend {backend!r}")
         self.backend = backend
         self.token_latency = token_latency
+        self.sleep = sleep
+        self.clock = clock
         self._rng = random.Random(seed)
         self.loads = 0  # number of successful loads (observable in tests)
 
@@ -715,11 +728,11 @@ class FakeSession:
 
     async def decode(self, cfg: pb.DecodeConfig, *, deadline: float | None = None) -> AsyncIterator[Chunk]:
         """llama.go Decode: one chunk per token, errors as a final chunk, slide past the window."""
-        loop = asyncio.get_running_loop()
+        now = self._engine.clock or asyncio.get_running_loop().time
         if self._closed:
             yield Chunk(error=self._closed_err())
             return
-        if deadline is not None and loop.time() >= deadline:
+        if deadline is not None and now() >= deadline:
             yield Chunk(error=werr.DeadlineExceeded())
             return
         proto = cfg.StructuredOutput.Protocol
@@ -759,13 +772,13 @@ class FakeSession:
         latency = self._engine.token_latency
         for n in range(max_tokens):
             if latency > 0:
-                await asyncio.sleep(latency)
+                await self._engine.sleep(latency)
             else:
                 await asyncio.sleep(0)
             if self._closed:
                 yield Chunk(error=self._closed_err())
                 return
-            if deadline is not None and loop.time() >= deadline:
+            if deadline is not None and now() >= deadline:
                 yield Chunk(error=werr.DeadlineExceeded())
                 return
             tok = self._sample(seed, greedy, n)

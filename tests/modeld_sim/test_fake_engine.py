@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -330,25 +331,53 @@ async def test_decode_determinism_and_config(tmp_path: Path) -> None:
     assert str(ch[0].error) == 'unsupported transport feature: parser protocol "nope"'
 
 
+class VirtualTime:
+    """Virtual time for :class:`FakeEngine`: a decode's per-token ``sleep`` parks until the timer task
+    (:meth:`run`, another task on the same loop) advances the clock by exactly that delay and wakes it."""
+
+    def __init__(self, t0: float = 1000.0) -> None:
+        self.t = t0
+        self.fired = 0
+        self._due: asyncio.Queue[tuple[float, asyncio.Future[None]]] = asyncio.Queue()
+
+    def __call__(self) -> float:
+        return self.t
+
+    async def sleep(self, delay: float) -> None:
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._due.put_nowait((delay, fut))
+        await fut
+
+    async def run(self) -> None:
+        while True:
+            delay, fut = await self._due.get()
+            self.t += delay
+            self.fired += 1
+            fut.set_result(None)
+
+
 async def test_decode_latency_and_deadline() -> None:
-    eng = FakeEngine("llama", token_latency=0.01)
+    vt = VirtualTime()
+    eng = FakeEngine("llama", token_latency=1 / 64, sleep=vt.sleep, clock=vt)  # 1/64 s: exact in binary
     s = (await eng.load(str(TINY_GGUF), cfg(128), [])).session()
     await s.ensure_prefix(prefix("p"))
-    loop = asyncio.get_running_loop()
-    ticks = 0
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            await asyncio.sleep(0.001)
-            ticks += 1
-
-    t = asyncio.create_task(ticker())
-    chunks = [c async for c in s.decode(dcfg(100), deadline=loop.time() + 0.1)]
-    t.cancel()
-    assert ticks > 10  # the loop kept running
-    assert 3 < len(chunks) < 100
+    timer = asyncio.create_task(vt.run())
+    try:
+        # an already-expired deadline (on the engine's clock) ends before any token wait
+        chunks = [c async for c in s.decode(dcfg(100), deadline=vt.t)]
+        assert len(chunks) == 1 and isinstance(chunks[0].error, werr.DeadlineExceeded) and vt.fired == 0
+        chunks = await asyncio.wait_for(_collect_stream(s.decode(dcfg(100), deadline=vt.t + 0.1)), 5)
+    finally:
+        timer.cancel()
+    # Every token's latency was awaited and only the timer task (another task) could end the wait:
+    # the loop kept running during decode. 6 tokens fit in 0.1 s at 1/64 s; the 7th wait crosses it.
+    assert vt.fired == 7 and vt.t == 1000.0 + 7 / 64
+    assert len(chunks) == 7 and all(c.text and c.error is None for c in chunks[:6])
     assert isinstance(chunks[-1].error, werr.DeadlineExceeded)
+
+
+async def _collect_stream(stream: AsyncIterator[Chunk]) -> list[Chunk]:
+    return [c async for c in stream]
 
 
 async def test_snapshot_restore_checks() -> None:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,14 @@ class CountingEngine(FakeEngine):
 
         m.close = close  # type: ignore[method-assign]
         return m
+
+
+async def wait_until(cond: Callable[[], bool], what: str, timeout: float = 5.0) -> None:
+    """Poll ``cond`` until it holds (a condition with a deadline, not a fixed delay)."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, f"timed out after {timeout}s waiting for {what}"
+        await asyncio.sleep(0.001)
 
 
 def mk_slot(
@@ -564,7 +573,7 @@ async def test_decode_holds_the_lock_and_reports_busy(tmp_path: Path) -> None:
     assert (st.state, st.busy_operation) == ("Busy", "decode")
     waiter = asyncio.create_task(h.ensure_prefix(prefix("p")))
     explain = asyncio.create_task(h.explain_context())
-    await asyncio.sleep(0.02)
+    await wait_until(lambda: slot.lock_waiters == 2, "both operations queued behind the decode")
     assert not waiter.done() and not explain.done()
     loop = asyncio.get_running_loop()
     with pytest.raises(werr.DeadlineExceeded):
@@ -586,10 +595,12 @@ async def test_cancelled_load_while_busy_changes_nothing(tmp_path: Path) -> None
     async with h.decode(dcfg(50)) as stream:
         await stream.__anext__()
         t = asyncio.create_task(slot.load_model(load_req(64)))
-        await asyncio.sleep(0.01)
+        await wait_until(lambda: slot.lock_waiters == 1, "the load waiting for the lock")
+        assert not t.done()
         t.cancel()
         with pytest.raises(asyncio.CancelledError):
             await t
+        assert slot.lock_waiters == 0
     st = await slot.status()
     assert st.active.generation == 1 and st.active.config.NumCtx == 128 and eng.loads == 1
     assert st.state == "Ready" and st.last_error == ""
@@ -601,13 +612,17 @@ async def test_decode_cancellation_releases_busy(tmp_path: Path) -> None:
     h = await slot.open_session(open_req())
     await h.ensure_prefix(prefix("p"))
 
+    streaming = asyncio.Event()
+
     async def consume() -> None:
         async with h.decode(dcfg(1000)) as s:
             async for _ in s:
-                pass
+                streaming.set()
 
     t = asyncio.create_task(consume())
-    await asyncio.sleep(0.05)
+    await asyncio.wait_for(streaming.wait(), 5)  # mid-stream: a token arrived, the lock is held
+    st = await slot.status()
+    assert (st.state, st.busy_operation) == ("Busy", "decode") and not t.done()
     t.cancel()
     with pytest.raises(asyncio.CancelledError):
         await t
@@ -712,8 +727,9 @@ async def test_reaper_task_runs_and_stops(tmp_path: Path) -> None:
     h = await slot.open_session(open_req())
     await h.close()
     slot._clock.t += 10  # type: ignore[attr-defined]
+    assert (await slot.status()).state == "Ready"
     slot.start_reaper()  # ticks every max(ttl/3, 1 s)
-    await asyncio.sleep(1.2)
+    assert await asyncio.wait_for(slot.wait_reaper_tick(), 5) == 1
     assert (await slot.status()).state == "Idle"
     await slot.stop_reaper()
     assert slot._reaper is None

@@ -165,22 +165,26 @@ async def test_early_rejection_does_not_consume_the_stream(store: ModelStore) ->
 
 async def test_concurrent_push_of_same_name(store: ModelStore) -> None:
     gate = asyncio.Event()
+    streaming = asyncio.Event()
 
     async def slow() -> AsyncIterator[bytes]:
         yield b"GGUF"
+        streaming.set()  # the store took the first frame and asks for the next one
         await gate.wait()
         yield b"rest"
 
+    assert not store.push_in_progress("m")
     first = asyncio.create_task(
         store.receive_model(pb.PushManifest(name="m", type="llama", format="file"), slow())
     )
-    await asyncio.sleep(0.01)
+    await asyncio.wait_for(streaming.wait(), 5)
+    assert store.push_in_progress("m") and not store.push_in_progress("other")
     with pytest.raises(werr.ModeldError) as ei:
         await store.receive_model(pb.PushManifest(name="m", type="llama", format="file"), iter_bytes(b"a"))
     assert werr.status_for(ei.value)[:2] == (13, 'internal: modelstore: push already in progress for "m"')
     gate.set()
     resp = await first
-    assert resp.bytes_written == 8
+    assert resp.bytes_written == 8 and not store.push_in_progress("m")
     assert (Path(store.dir) / "m" / "model.gguf").read_bytes() == b"GGUFrest"
     # another name is not blocked; the same name works again afterwards
     resp = await store.receive_model(
