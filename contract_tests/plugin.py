@@ -38,7 +38,8 @@ class ModeldOptions:
 
     @property
     def subprocess_connector(self) -> bool:
-        return self.connector.startswith("exec:")
+        # Go driver (issue "Go conformance"): "go" runs the Go driver as a subprocess too
+        return self.connector.startswith("exec:") or self.connector == "go"
 
     @property
     def target_kind(self) -> str:
@@ -55,7 +56,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--modeld-connector",
         default=DEFAULT_CONNECTOR,
         help="connector under test: a Python module or module:factory (default modeldconn), "
-        "or 'exec:COMMAND' for a driver executable (docs/driver-protocol.md)",
+        "'exec:COMMAND' for a driver executable (docs/driver-protocol.md), "
+        "or 'go' for the real Go connector (built on demand; skipped without Go)",
     )
     group.addoption(
         "--modeld-target",
@@ -247,9 +249,12 @@ def modeld_options(pytestconfig: pytest.Config) -> ModeldOptions:
 
 @pytest.fixture(scope="session")
 def modeld_connector_factory(modeld_options: ModeldOptions) -> Iterator[Any]:
-    from contract_tests.connectors.loader import make_factory
+    from contract_tests.connectors.loader import ConnectorUnavailable, make_factory
 
-    factory = make_factory(modeld_options.connector)
+    try:
+        factory = make_factory(modeld_options.connector)
+    except ConnectorUnavailable as exc:  # Go driver (issue "Go conformance"): no Go, or the build failed
+        pytest.skip(exc.reason)
     yield factory
     factory.shutdown()
 

@@ -4,7 +4,11 @@
   process serves the whole test session and is reset between tests;
 * ``module`` — a Python module with the ``modeldconn`` API (:mod:`contract_tests.connectors.inprocess`);
 * ``module:factory`` — ``factory()`` returns either a ready
-  :class:`~contract_tests.connectors.protocol.Connector` or an object with the ``modeldconn`` API.
+  :class:`~contract_tests.connectors.protocol.Connector` or an object with the ``modeldconn`` API;
+* ``go`` — the real Go connector (``github.com/contenox/runtime`` v0.36.0 ``modeldconn``) behind the
+  Go driver of ``contract_tests/drivers/go/``, built on demand and cached
+  (:mod:`contract_tests.drivers.gobuild`), run as ``exec:<binary>``; :class:`ConnectorUnavailable`
+  (a skip reason naming the failing build step) when ``go`` is missing or the build fails.
 """
 
 from __future__ import annotations
@@ -17,13 +21,48 @@ from contract_tests.connectors.inprocess import InProcessConnector
 from contract_tests.connectors.protocol import Connector
 from contract_tests.connectors.subprocess import DriverProcess, SubprocessConnector
 
-__all__ = ["ConnectorFactory", "is_subprocess_spec", "load_python_connector", "make_factory"]
+__all__ = [
+    "GO_SPEC",
+    "ConnectorFactory",
+    "ConnectorUnavailable",
+    "is_subprocess_spec",
+    "load_python_connector",
+    "make_factory",
+    "resolve_spec",
+]
+
+# --- Go driver (issue "Go conformance") -------------------------------------------------------------
+GO_SPEC = "go"
+
+
+class ConnectorUnavailable(Exception):
+    """The connector of a spec cannot be had here (e.g. no Go toolchain); ``reason`` is the skip reason."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def resolve_spec(spec: str) -> str:
+    """``go`` → ``exec:<built Go driver>`` (building it when the cache has none); other specs unchanged."""
+    if spec != GO_SPEC:
+        return spec
+    from contract_tests.drivers.gobuild import GoBuildError, driver_command
+
+    try:
+        return "exec:" + driver_command()
+    except GoBuildError as err:
+        raise ConnectorUnavailable(err.skip_reason()) from err
+
+
+# --- end Go driver -----------------------------------------------------------------------------------
 
 
 class ConnectorFactory:
     """Makes one connector per test; owns the shared driver process of an ``exec:`` spec."""
 
     def __init__(self, spec: str) -> None:
+        spec = resolve_spec(spec)  # Go driver (issue "Go conformance"): "go" → "exec:<binary>"
         self.spec = spec
         self.subprocess = is_subprocess_spec(spec)
         self._proc: DriverProcess | None = None
@@ -49,7 +88,7 @@ class ConnectorFactory:
 
 
 def is_subprocess_spec(spec: str) -> bool:
-    return spec.startswith("exec:")
+    return spec.startswith("exec:") or spec == GO_SPEC  # Go driver (issue "Go conformance")
 
 
 def _looks_like_connector(obj: Any) -> bool:
