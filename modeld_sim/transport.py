@@ -526,7 +526,9 @@ class _Connection(asyncio.Protocol):
         if srv.accept_plain_grpc and is_grpc and subtype == "":
             codec_ok = True
         else:
-            codec_ok = is_grpc and subtype.lower() == CODEC_SUBTYPE
+            # grpc-go looks the codec up by the subtype exactly as sent (server.go getCodec): an
+            # upper-case `ContenoxTransportJSON` falls back to proto and fails like any foreign type.
+            codec_ok = is_grpc and subtype == CODEC_SUBTYPE
         reply_ct = _reply_content_type(subtype)
         if not is_grpc:
             self._early_abort(st, 415, _BASE_CT, 3, f'invalid gRPC request content-type "{invalid_ct}"')
