@@ -37,7 +37,6 @@ __all__ = ["main", "resolve_idle_ttl"]
 
 _NS: Final = 1_000_000_000
 DEFAULT_IDLE_TTL_NS: Final = 5 * 60 * _NS
-_IMPLEMENTED_ENGINES: Final = ("fake", "llama", "openvino")
 
 
 class UsageError(Exception):
@@ -211,13 +210,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code) if isinstance(exc.code, int) else 2
     if args.cmd in _FI_COMMANDS:  # [faults]
         return _fi_main(args)
-    if args.cmd == "serve" and args.engine not in _IMPLEMENTED_ENGINES and args.backend != "none":
-        print(
-            f"modeld-sim: engine {args.engine!r} is not implemented yet (available: "
-            f"{', '.join(_IMPLEMENTED_ENGINES)})",
-            file=sys.stderr,
-        )
-        return 2
     try:
         return asyncio.run(_serve(args))
     except KeyboardInterrupt:

@@ -449,14 +449,15 @@ def test_every_handler_has_a_recorded_fact() -> None:
 # --- the command line itself (in-process) ------------------------------------------------------------
 
 
-def test_lifecycle_cli_unimplemented_engine_exits_2(
+def test_lifecycle_cli_engine_for_another_backend_fails_before_the_lease(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from modeld_sim.cli import main
 
-    assert main(["serve", "--data-root", str(tmp_path / "r"), "--engine", "llama"]) == 2
-    assert "engine 'llama' is not implemented yet" in capsys.readouterr().err
-    assert not (tmp_path / "r").exists()
+    argv = ["serve", "--data-root", str(tmp_path / "r"), "--engine", "llama", "--backend", "openvino"]
+    assert main(argv) == 1
+    assert "modeld: engine 'llama' serves backend llama, not 'openvino'" in capsys.readouterr().err
+    assert not (tmp_path / "r" / "modeld.lease").exists()
 
 
 def test_lifecycle_cli_bad_duration_exits_2(tmp_path: Path) -> None:
