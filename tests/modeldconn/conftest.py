@@ -2,41 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from leasefs_support import LeaseFS
 
-
-@dataclass
-class LeaseFS:
-    """Where a lease/probe test runs: ``root`` is an empty data root on that filesystem."""
-
-    kind: str  # "real" or "fake"
-    root: str
-    fake: object | None = None  # the pyfakefs FakeFilesystem when kind == "fake"
-
-    @property
-    def is_fake(self) -> bool:
-        return self.kind == "fake"
-
-    def write(self, rel: str, data: bytes, mode: int = 0o600) -> str:
-        path = os.path.join(self.root, rel)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "wb") as f:
-            f.write(data)
-        os.chmod(path, mode)
-        return path
-
-    def become_non_root(self) -> None:
-        """On pyfakefs, act as a non-root user (file modes enforced); the data root stays writable."""
-        if self.is_fake:
-            from pyfakefs.fake_filesystem import set_uid
-
-            os.chmod(self.root, 0o777)
-            set_uid(4242)
+__all__ = ["LeaseFS"]
 
 
 @pytest.fixture(params=["real", "fake"])
