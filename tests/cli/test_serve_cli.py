@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -73,10 +74,8 @@ def test_serve_cli_takes_over_a_corrupt_lease_and_says_so(tmp_path: Path) -> Non
         deadline = time.monotonic() + 10
         owner = ""
         while time.monotonic() < deadline and not owner:
-            try:
+            with contextlib.suppress(OSError, ValueError):
                 owner = json.loads((root / "modeld.lease").read_text()).get("meta", {}).get("endpoint", "")
-            except (OSError, ValueError):
-                pass
             time.sleep(0.01)  # polling for the file the subprocess rewrites
         assert owner, "the corrupt lease was not taken over"
         proc.send_signal(signal.SIGTERM)
