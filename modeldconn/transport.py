@@ -164,10 +164,26 @@ def _path(method: str) -> str:
     return _methods.method(method).path
 
 
-def _map_exception(exc: BaseException, method: str, timeout: float) -> BaseException:
+# A stream reset that arrives this close to (or after) the call's deadline is the server's answer to
+# that deadline: grpc-go resets the stream (RST_STREAM CANCEL) when it expires, instead of a status
+# (internal/transport/http2_server.go), and grpc-go's client then reports DeadlineExceeded.
+_DEADLINE_RESET_SLACK: Final = 0.05
+
+
+def _map_exception(
+    exc: BaseException, method: str, timeout: float, deadline: float | None = None
+) -> BaseException:
     """One place turning what grpclib/asyncio/h2 raise into the connector's typed errors."""
     if isinstance(exc, _errors.ModeldError):
         return exc
+    if (
+        isinstance(exc, StreamTerminatedError)
+        and deadline is not None
+        and time.monotonic() >= deadline - _DEADLINE_RESET_SLACK
+    ):
+        return _errors.DeadlineExceeded(
+            f"{method}: no answer within {timeout:g} s (stream reset at the deadline)"
+        )
     if isinstance(exc, GRPCError):
         details = exc.details if isinstance(exc.details, bytes | bytearray) else None
         code = int(exc.status.value)
@@ -270,6 +286,7 @@ class Connection:
         self, method: str, request: Message, reply_cls: type[M], *, timeout: float, fenced: bool = True
     ) -> M:
         """One unary call: exactly one response message, or a typed error."""
+        deadline = time.monotonic() + timeout
         try:
             async with asyncio.timeout(timeout + 0.5):
                 stream = self._open(
@@ -295,7 +312,7 @@ class Connection:
         except asyncio.CancelledError:
             raise
         except BaseException as exc:
-            mapped = _map_exception(exc, method, timeout)
+            mapped = _map_exception(exc, method, timeout, deadline)
             if mapped is exc:
                 raise
             raise mapped from exc
@@ -319,6 +336,7 @@ class Connection:
     ) -> M:
         """A client-streaming call (PushModel). When the daemon rejects the stream early, its
         status is reported (Go may only see a bare ``EOF`` there)."""
+        deadline = time.monotonic() + timeout
         try:
             async with asyncio.timeout(timeout + 0.5):
                 stream = self._open(method, Cardinality.STREAM_UNARY, req_cls, reply_cls, timeout, fenced)
@@ -346,7 +364,7 @@ class Connection:
         except asyncio.CancelledError:
             raise
         except BaseException as exc:
-            mapped = _map_exception(exc, method, timeout)
+            mapped = _map_exception(exc, method, timeout, deadline)
             if mapped is exc:
                 raise
             raise mapped from exc
@@ -426,7 +444,7 @@ class ServerStream(AsyncIterator[M]):
             raise
         except BaseException as exc:
             await self._abort(exc)
-            mapped = _map_exception(exc, self._method, self._timeout)
+            mapped = _map_exception(exc, self._method, self._timeout, self._deadline)
             if mapped is exc:
                 raise
             raise mapped from exc

@@ -177,6 +177,39 @@ async def test_a_silent_server_hits_the_deadline() -> None:
         conn.close()
 
 
+async def test_a_stream_reset_at_the_deadline_is_deadline_exceeded() -> None:
+    """grpc-go (and our simulator) answer an expired deadline with RST_STREAM(CANCEL), no status; that
+    reset can reach the client just before its own timer fires. Either way: DeadlineExceeded."""
+    from modeld_sim.transport import GrpcServer, ServerCall
+
+    async def never(call: ServerCall, payload: bytes) -> bytes:
+        await asyncio.Event().wait()  # the server's deadline timer ends this with a reset
+        raise AssertionError("unreachable")
+
+    server = GrpcServer({"contenox.transport.v1.Compute": {"Status": ("unary", never)}})
+    await server.start()
+    try:
+        conn = transport.Connection(f"127.0.0.1:{server.port}", owner="iid")
+        for _ in range(5):
+            with pytest.raises(errors.DeadlineExceeded):
+                await conn.unary("Status", pb.StatusReq(), pb.DaemonStatus, timeout=0.2)
+        conn.close()
+    finally:
+        await server.close(grace=0)
+
+
+def test_a_reset_is_read_against_the_deadline() -> None:
+    """The race above decided deterministically: a reset at/after the deadline is DeadlineExceeded,
+    a reset well before it is the daemon dropping the stream (Unavailable)."""
+    from grpclib.exceptions import StreamTerminatedError
+
+    now = time.monotonic()
+    late = transport._map_exception(StreamTerminatedError("reset"), "Status", 0.2, now - 0.01)
+    assert isinstance(late, errors.DeadlineExceeded)
+    early = transport._map_exception(StreamTerminatedError("reset"), "Status", 10, now + 10)
+    assert isinstance(early, errors.TransportError) and early.code == errors.GrpcCode.UNAVAILABLE
+
+
 async def test_a_wedged_listener_fails_the_health_check_within_its_deadline() -> None:
     with silent_listener() as ep:
         t0 = time.monotonic()
