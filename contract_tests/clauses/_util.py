@@ -106,3 +106,55 @@ def manifest(**fields: Any) -> dict[str, Any]:
     }
     base.update(fields)
     return base
+
+
+# --- [real engines] helpers for clauses that run against any engine --------------------------------
+
+#: Backends that emit the overflow detail (stage + counts). OpenVINO emits the bare sentinel
+#: (session-semantics.md §5.6: "OpenVINO and the memory service emit the bare sentinel").
+DETAILED_OVERFLOW_BACKENDS = ("llama",)
+
+
+def overflow_detail(err: ConnectorError, backend: str) -> dict[str, Any] | None:
+    """The overflow detail a clause may check: required (AssertionError if missing) where the backend
+    emits it (llama); None where the backend emits the bare sentinel (openvino) and none came."""
+    detail = err.detail if err.detail and err.detail.get("stage") else None
+    if backend in DETAILED_OVERFLOW_BACKENDS:
+        assert detail is not None, f"a {backend} context_overflow must carry its detail, got {err!r}"
+    return detail
+
+
+def foreign_type(backend: str) -> str:
+    """A model type the daemon serving ``backend`` does not serve (for backend_mismatch clauses)."""
+    return "llama" if backend == "openvino" else "openvino"
+
+
+def empty_slot(conn: Any, *, within: float = 5.0) -> None:
+    """Bring a shared daemon's slot to Empty (an external daemon carries the previous clause's model:
+    an explicit one makes Embed model_busy, a resident one is reused by the next handle). The
+    previous connector's handles die with its connection, which the daemon may notice a moment later:
+    model_busy is retried for ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while True:
+        st = conn.status()
+        gen = int((st.get("active") or {}).get("generation") or 0)
+        if st.get("state", "") in ("", "Empty") or gen <= 0:
+            return
+        try:
+            conn.unload_model(gen)
+            return
+        except ConnectorError as err:
+            if err.kind not in ("model_busy", "slot_generation_stale") or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)  # the daemon has not yet released the previous connection's handle
+
+
+def long_text(chars: int = 1536) -> str:
+    """A text no tokenizer packs into few tokens (pseudo-random letters, digits and punctuation):
+    far more than 64 tokens under any vocabulary, and ``chars`` tokens under the fake engine."""
+    alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,;:!?-_/#@"
+    x, out = 12345, []
+    for _ in range(chars):
+        x = (1103515245 * x + 12345) % (1 << 31)
+        out.append(alphabet[(x >> 16) % len(alphabet)])
+    return "".join(out)

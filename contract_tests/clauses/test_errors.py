@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from contract_tests.clauses._util import prefix, raises_kind
+from contract_tests.clauses._util import empty_slot, foreign_type, prefix, raises_kind
 from contract_tests.connectors.protocol import ConnectorError
 from contract_tests.oracles.errors import TOKENS
 
@@ -168,18 +168,30 @@ def test_C_ERR_16_foreign_status_is_not_a_sentinel(modeld_scripted: Any) -> None
     assert not any(err.matches(t) for t in TOKENS), err
 
 
-@clause("C-ERR-17", source="real-daemon-observations.md (backend llama: Describe openvino); wire.md §9.1")
+@clause(
+    "C-ERR-17",
+    source="real-daemon-observations.md (backend llama: Describe openvino); session-semantics.md §3.2; "
+    "wire.md §9.1",
+)
 def test_C_ERR_17_backend_mismatch_on_describe(modeld: Any) -> None:
-    """describe with a type the daemon does not serve → backend_mismatch (never swallowed)."""
-    ref = {**modeld.model, "type": "openvino"}
+    """describe / embed with a type the daemon does not serve (openvino on llama, llama on openvino; the
+    backend from the target's lease) → backend_mismatch (never swallowed)."""
+    ref = {**modeld.model, "type": foreign_type(modeld.backend)}
+    empty_slot(modeld.conn)  # Embed on an explicitly loaded model would be model_busy first
     assert raises_kind(lambda: modeld.conn.describe(ref, CFG)).kind == "backend_mismatch"
     assert raises_kind(lambda: modeld.conn.embed(ref, CFG, "x")).kind == "backend_mismatch"
 
 
-@clause("C-ERR-18", source="real-daemon-observations.md (OpenSession openvino → model_load_failed)")
+@clause(
+    "C-ERR-18",
+    source="real-daemon-observations.md (OpenSession openvino → model_load_failed); "
+    "session-semantics.md §3.2",
+)
 def test_C_ERR_18_backend_mismatch_on_open_is_load_failed(modeld: Any) -> None:
-    """open_session with a foreign type on an empty slot → model_load_failed."""
-    ref = {**modeld.model, "type": "openvino"}
+    """open_session with a type the daemon does not serve (backend from the lease), on an empty slot →
+    model_load_failed."""
+    ref = {**modeld.model, "type": foreign_type(modeld.backend)}
+    empty_slot(modeld.conn)
     assert raises_kind(lambda: modeld.conn.open_session(ref, CFG)).kind == "model_load_failed"
 
 

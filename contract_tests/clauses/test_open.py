@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from contract_tests.clauses._util import raises_kind
+from contract_tests.clauses._util import empty_slot, raises_kind
 
 clause = pytest.mark.clause
 CFG = {"NumCtx": 128}
@@ -110,7 +110,9 @@ def test_C_OPEN_10_describe_reports_context_budget(modeld: Any) -> None:
 
 @clause("C-OPEN-11", source="edge-cases.md:83,123")
 def test_C_OPEN_11_embed_returns_a_vector(modeld: Any) -> None:
-    """embed returns a non-empty float vector; while a handle is held it is model_busy."""
+    """embed returns a non-empty float vector (on a slot with no explicit model); while a handle is held
+    it is model_busy."""
+    empty_slot(modeld.conn)  # an explicitly loaded model (a shared daemon's earlier clause) → model_busy
     vec = modeld.conn.embed(modeld.model, CFG, "hello")
     assert len(vec) > 0 and all(isinstance(x, float) for x in vec)
     sid = modeld.conn.open_session(modeld.model, CFG)
@@ -128,8 +130,9 @@ def test_C_OPEN_12_unknown_model_is_not_found(modeld: Any) -> None:
 
 @clause("C-OPEN-13", source="edge-cases.md:124")
 def test_C_OPEN_13_name_resolves_in_models_dir(modeld: Any) -> None:
-    """An empty path resolves to <models>/<name>/model.gguf."""
-    ref = {"model_name": modeld.model["model_name"], "type": "llama"}
+    """An empty path resolves in the models dir (<models>/<name>/model.gguf for llama, <models>/<name>/ for
+    openvino)."""
+    ref = modeld.target.store_model()  # a model the daemon's store holds, by name only
     sid = modeld.conn.open_session(ref, CFG)
     modeld.conn.close_session(sid)
 
@@ -144,25 +147,23 @@ def test_C_OPEN_14_unknown_type_is_unsupported(modeld: Any) -> None:
 @clause("C-OPEN-15", source="edge-cases.md:89,91,92,93")
 def test_C_OPEN_15_node_admin(modeld: Any) -> None:
     """list_models lists the model; disk_stats total > 0; remove of an unknown name → model_not_found."""
-    names = [m.get("name") for m in modeld.conn.list_models()]
-    assert modeld.model["model_name"] in names
+    ref = modeld.target.store_model()  # a model the daemon's store holds (staged there if need be)
+    listed = {m.get("name"): m.get("type") for m in modeld.conn.list_models()}
+    assert listed.get(ref["model_name"]) == ref["type"], listed
     assert int(modeld.conn.disk_stats()["total_bytes"]) > 0
     assert raises_kind(lambda: modeld.conn.remove_model("no-such-model")).kind == "model_not_found"
 
 
 @clause("C-OPEN-16", source="edge-cases.md:91")
 def test_C_OPEN_16_remove_model_deletes_it(modeld: Any) -> None:
-    """remove_model deletes the model directory; list_models no longer shows it."""
-    if modeld.target.kind == "external":
-        pytest.skip("would delete a model of the external daemon")
-    extra = os.path.join(modeld.target.data_root, "models", "extra", "model.gguf")
-    os.makedirs(os.path.dirname(extra))
-    with open(modeld.model["path"], "rb") as src, open(extra, "wb") as dst:
-        dst.write(src.read())
-    assert "extra" in [m.get("name") for m in modeld.conn.list_models()]
-    modeld.conn.remove_model("extra")
-    assert not os.path.exists(os.path.dirname(extra))
-    assert "extra" not in [m.get("name") for m in modeld.conn.list_models()]
+    """remove_model deletes the model directory; list_models no longer shows it (a model the clause put
+    into the store itself: an external daemon's own models are never touched)."""
+    ref = modeld.target.stage_model("contract-extra")
+    extra = os.path.join(modeld.target.data_root, "models", ref["model_name"])
+    assert ref["model_name"] in [m.get("name") for m in modeld.conn.list_models()]
+    modeld.conn.remove_model(ref["model_name"])
+    assert not os.path.exists(extra)
+    assert ref["model_name"] not in [m.get("name") for m in modeld.conn.list_models()]
 
 
 @clause("C-OPEN-17", source="edge-cases.md:114; real-daemon-observations.md (corrupt path)")
