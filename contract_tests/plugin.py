@@ -49,6 +49,18 @@ class ModeldOptions:
     def scriptable(self) -> bool:
         return self.target == "sim"
 
+    # [real engines] byte arithmetic holds only for the simulator's fake engine
+    @property
+    def fake_engine(self) -> bool:
+        """The target serves the simulator's fake engine (one token per UTF-8 byte): the in-process or
+        subprocess simulator on its own tiny model, no ``--modeld-model``."""
+        return self.target in ("sim", "sim-subprocess") and not self.model
+
+    @property
+    def fake_engine_skip_reason(self) -> str:
+        why = f"target is {self.target}" + (f" with --modeld-model {self.model}" if self.model else "")
+        return f"needs the simulator's fake engine (one token per UTF-8 byte, docs/fake-engine.md); {why}"
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("modeld", "modeld contract suite")
@@ -63,7 +75,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--modeld-target",
         default="sim",
         help="target: sim (default, in-process simulator), sim-subprocess (modeld-sim serve), "
-        "lease:DATA_ROOT (an external daemon found through its lease)",
+        "lease:DATA_ROOT (an external daemon found through its lease), "
+        "real:none|real:llama (the real modeld v0.36.0, built if needed, a fresh daemon per clause)",
     )
     group.addoption("--modeld-model", default=None, help="TYPE:PATH of the model for external targets")
     group.addoption(
@@ -100,6 +113,11 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     config.addinivalue_line(
         "markers", "needs_scripting: clause needs a scriptable target (skipped against an external daemon)"
+    )
+    config.addinivalue_line(
+        "markers",
+        "needs_fake_engine: clause checks the fake engine's byte arithmetic (skipped unless the target "
+        "is the simulator with its fake engine)",
     )
     _register_profiles()
     from hypothesis import settings
@@ -148,6 +166,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                     reason=f"needs a scriptable target (the in-process simulator); target is {opts.target}"
                 )
             )
+        elif item.get_closest_marker("needs_fake_engine") and not opts.fake_engine:
+            item.add_marker(pytest.mark.skip(reason=opts.fake_engine_skip_reason))
+        # [real-targets] real:none|real:llama: the build's reason, or no engine (real/target.py)
+        if opts.target.startswith("real:"):
+            from contract_tests.real.target import collection_skips
+
+            collection_skips(config, opts.target, item, c[0])
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
@@ -282,7 +307,9 @@ def modeld_data_root(request: pytest.FixtureRequest, modeld_options: ModeldOptio
 
 
 @pytest.fixture
-def modeld_target(modeld_options: ModeldOptions, tmp_path: Path) -> Iterator[Any]:
+def modeld_target(
+    request: pytest.FixtureRequest, modeld_options: ModeldOptions, tmp_path: Path
+) -> Iterator[Any]:
     """The target of ``--modeld-target``, started for this test (an external daemon is only found)."""
     from contract_tests.targets import ExternalTarget, SimTarget, SubprocessSimTarget, parse_model_option
 
@@ -297,6 +324,11 @@ def modeld_target(modeld_options: ModeldOptions, tmp_path: Path) -> Iterator[Any
         if not model:
             pytest.skip("--modeld-model TYPE:PATH is required for an external target")
         target = ExternalTarget(kind[len("lease:") :], model)
+    elif kind.startswith("real:"):
+        # [real-targets] a fresh real modeld per clause (contract_tests/real/target.py)
+        from contract_tests.real.target import make_real_target
+
+        target = make_real_target(request.config, kind, modeld_options.model, tmp_path / "root")
     else:
         raise pytest.UsageError(f"unknown --modeld-target {kind!r}")
     yield target
@@ -342,10 +374,17 @@ class ModeldEnv:
 
     conn: Any
     target: Any
+    fake_engine: bool = False
+    """[real engines] the target serves the fake engine (exact byte arithmetic may be checked)."""
 
     @property
     def model(self) -> dict[str, Any]:
         return dict(self.target.model)
+
+    @property
+    def backend(self) -> str:
+        """The backend the target serves, from its lease (``meta.backend``), not from the connector."""
+        return str(self.target.served_backend)
 
     @staticmethod
     def config(num_ctx: int = 256) -> dict[str, Any]:
@@ -353,13 +392,13 @@ class ModeldEnv:
 
 
 @pytest.fixture
-def modeld(modeld_connector: Any, modeld_target: Any) -> ModeldEnv:
+def modeld(modeld_connector: Any, modeld_target: Any, modeld_options: ModeldOptions) -> ModeldEnv:
     modeld_connector.configure(modeld_target.data_root)
-    return ModeldEnv(modeld_connector, modeld_target)
+    return ModeldEnv(modeld_connector, modeld_target, modeld_options.fake_engine)
 
 
 @pytest.fixture
 def modeld_scripted(modeld_connector: Any, modeld_sim: Any) -> ModeldEnv:
     """Like ``modeld`` but on the scriptable in-process simulator."""
     modeld_connector.configure(modeld_sim.data_root)
-    return ModeldEnv(modeld_connector, modeld_sim)
+    return ModeldEnv(modeld_connector, modeld_sim, True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -120,6 +121,8 @@ class Target:
     scriptable: bool
     model: dict[str, Any] = field(default_factory=dict)
     faults: FaultHandle | None = None
+    _store_ref: dict[str, Any] | None = field(default=None, init=False, repr=False)
+    _staged: list[str] = field(default_factory=list, init=False, repr=False)
 
     @property
     def endpoint(self) -> str:
@@ -131,8 +134,67 @@ class Target:
         rec = read_lease(self.data_root) or {}
         return str(rec.get("instance_id", ""))
 
+    # [real engines] the backend the daemon serves and a model its store holds -------------------
+    @property
+    def served_backend(self) -> str:
+        """The backend the daemon serves, as its lease names it (``meta.backend``; "" without one)."""
+        rec = read_lease(self.data_root) or {}
+        return str((rec.get("meta") or {}).get("backend", "")) or str(getattr(self, "backend", ""))
+
+    def store_model(self) -> dict[str, Any]:
+        """A model reference by name only (``{"model_name", "type"}``) that the daemon's store holds
+        (``<data_root>/models/<name>/model.gguf`` for llama, ``<data_root>/models/<name>/`` with an
+        ``openvino_*.xml`` for openvino; session-semantics.md §3.1). When :attr:`model` already lies
+        there it is that model; otherwise (an external daemon given a model file anywhere) the model is
+        staged there once for this target — hard links, else a copy — and removed again by
+        :meth:`stop` (only what this target created)."""
+        if self._store_ref is not None:
+            return dict(self._store_ref)
+        typ = str(self.model.get("type", "llama"))
+        path = os.path.abspath(str(self.model.get("path", "")))
+        models = os.path.join(os.path.abspath(self.data_root), "models")
+        inside = os.path.dirname(path) if typ == "llama" else path
+        if os.path.dirname(inside) == models and _in_store_layout(inside, typ):
+            self._store_ref = {"model_name": os.path.basename(inside), "type": typ}
+            return dict(self._store_ref)
+        stem = os.path.basename(path.rstrip("/")).split(".")[0]
+        if stem in ("", "model"):  # <dir>/<name>/model.gguf elsewhere: the directory names it
+            stem = os.path.basename(os.path.dirname(path.rstrip("/"))) or "model"
+        name = f"contract-{stem}"
+        if not _in_store_layout(os.path.join(models, name), typ):
+            self.stage_model(name)
+        self._store_ref = {"model_name": name, "type": typ}
+        return dict(self._store_ref)
+
+    def stage_model(self, name: str) -> dict[str, Any]:
+        """Put a copy of :attr:`model` into the daemon's store as ``<data_root>/models/<name>/`` (hard
+        links, else copies; made aside and renamed in, as a push would) and return its reference by
+        name. :meth:`stop` removes whatever this target staged and is still there."""
+        typ = str(self.model.get("type", "llama"))
+        path = os.path.abspath(str(self.model.get("path", "")))
+        models = os.path.join(os.path.abspath(self.data_root), "models")
+        dest = os.path.join(models, name)
+        os.makedirs(models, exist_ok=True)
+        staging = os.path.join(models, f".staging-contract-{os.getpid()}-{name}")
+        shutil.rmtree(staging, ignore_errors=True)
+        os.makedirs(staging)
+        if typ == "llama":
+            _link_or_copy(path, os.path.join(staging, "model.gguf"))
+        else:
+            for entry in os.listdir(path):
+                if os.path.isfile(os.path.join(path, entry)):
+                    _link_or_copy(os.path.join(path, entry), os.path.join(staging, entry))
+        os.replace(staging, dest)
+        self._staged.append(dest)
+        return {"model_name": name, "type": typ}
+
+    def _unstage(self) -> None:
+        staged, self._staged = self._staged, []
+        for d in staged:
+            shutil.rmtree(d, ignore_errors=True)
+
     def stop(self) -> None:  # pragma: no cover - overridden
-        pass
+        self._unstage()
 
 
 class SimTarget(Target):
@@ -310,6 +372,23 @@ class ExternalTarget(Target):
 
     def __init__(self, data_root: str, model: Mapping[str, Any]) -> None:
         super().__init__("external", data_root, False, dict(model))
+
+    def stop(self) -> None:
+        self._unstage()
+
+
+def _in_store_layout(model_dir: str, typ: str) -> bool:
+    if typ == "llama":
+        return os.path.isfile(os.path.join(model_dir, "model.gguf"))
+    entries = ("openvino_model.xml", "openvino_language_model.xml")
+    return any(os.path.isfile(os.path.join(model_dir, e)) for e in entries)
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
 
 
 def parse_model_option(value: str | None) -> dict[str, Any]:
