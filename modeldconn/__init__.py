@@ -17,95 +17,130 @@ the daemon's typed errors (:class:`ModeldError` and its sentinel classes) otherw
 
 from __future__ import annotations
 
-from modeldconn.client import (
-    SERVEABLE_GRACE_SECONDS,
-    Connector,
-    EndpointClient,
-    EndpointError,
-    NodeNotReady,
-    Timeouts,
-    aclose,
-    available,
-    backend,
-    close_endpoint,
-    data_root,
-    default_connector,
-    describe,
-    disk_stats,
-    embed,
-    endpoint,
-    list_models,
-    load_model,
-    local_endpoint_addr,
-    open_session,
-    push_model,
-    remove_model,
-    serveable_backend,
-    set_data_root,
-    status,
-    unload_model,
+import importlib
+import importlib.util
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from modeldconn.client import (
+        SERVEABLE_GRACE_SECONDS,
+        Connector,
+        EndpointClient,
+        EndpointError,
+        NodeNotReady,
+        Timeouts,
+        aclose,
+        available,
+        backend,
+        close_endpoint,
+        data_root,
+        default_connector,
+        describe,
+        disk_stats,
+        embed,
+        endpoint,
+        list_models,
+        load_model,
+        local_endpoint_addr,
+        open_session,
+        push_model,
+        remove_model,
+        serveable_backend,
+        set_data_root,
+        status,
+        unload_model,
+    )
+    from modeldconn.probe import NotInstalled, NotRunning, ProbeError, ProbeState, Stale, Unreachable
+    from modeldconn.session import DecodeStream, Session
+    from modeldconn.types import (
+        ActiveModel,
+        AdapterSpec,
+        Chunk,
+        ColdKVBlock,
+        Config,
+        ContextManifest,
+        ContextReport,
+        DecodeConfig,
+        DeviceInfo,
+        DiskStats,
+        Health,
+        ManifestSegment,
+        ModelInfo,
+        ModelRef,
+        NodeModel,
+        PrefixInput,
+        PrefixStatus,
+        PushManifest,
+        PushResult,
+        ResidencyCapabilities,
+        ResidencyReport,
+        SessionSnapshot,
+        Status,
+        StructuredOutputConfig,
+        SuffixInput,
+        SuffixStatus,
+        ToolCall,
+        ToolCallFunction,
+    )
+    from modeldconn.wire.errors import (
+        BackendMismatch,
+        BackendMismatchLoadFailed,
+        Canceled,
+        ContextOverflow,
+        DeadlineExceeded,
+        DecodeError,
+        DeviceBusy,
+        DigestMismatch,
+        InsufficientMemory,
+        InternalError,
+        ManifestMismatch,
+        ModelBusy,
+        ModeldError,
+        ModelLoadFailed,
+        ModelNotActive,
+        ModelNotFound,
+        ModelSwitchRequired,
+        NotOwner,
+        SentinelError,
+        SessionClosed,
+        SessionFatal,
+        SlotGenerationStale,
+        StaleFence,
+        StreamError,
+        TransportError,
+        UnsupportedFeature,
+        UnsupportedModelType,
+    )
+
+# The public names are loaded on first use (PEP 562): `import modeldconn.lease` or `.gotime` (the
+# simulator shares them) must not pay for the gRPC client, grpclib and the generated messages.
+_SOURCES = (
+    "modeldconn.client",
+    "modeldconn.probe",
+    "modeldconn.session",
+    "modeldconn.types",
+    "modeldconn.wire.errors",
 )
-from modeldconn.probe import NotInstalled, NotRunning, ProbeError, ProbeState, Stale, Unreachable
-from modeldconn.session import DecodeStream, Session
-from modeldconn.types import (
-    ActiveModel,
-    AdapterSpec,
-    Chunk,
-    ColdKVBlock,
-    Config,
-    ContextManifest,
-    ContextReport,
-    DecodeConfig,
-    DeviceInfo,
-    DiskStats,
-    Health,
-    ManifestSegment,
-    ModelInfo,
-    ModelRef,
-    NodeModel,
-    PrefixInput,
-    PrefixStatus,
-    PushManifest,
-    PushResult,
-    ResidencyCapabilities,
-    ResidencyReport,
-    SessionSnapshot,
-    Status,
-    StructuredOutputConfig,
-    SuffixInput,
-    SuffixStatus,
-    ToolCall,
-    ToolCallFunction,
-)
-from modeldconn.wire.errors import (
-    BackendMismatch,
-    BackendMismatchLoadFailed,
-    Canceled,
-    ContextOverflow,
-    DeadlineExceeded,
-    DecodeError,
-    DeviceBusy,
-    DigestMismatch,
-    InsufficientMemory,
-    InternalError,
-    ManifestMismatch,
-    ModelBusy,
-    ModeldError,
-    ModelLoadFailed,
-    ModelNotActive,
-    ModelNotFound,
-    ModelSwitchRequired,
-    NotOwner,
-    SentinelError,
-    SessionClosed,
-    SessionFatal,
-    SlotGenerationStale,
-    StaleFence,
-    StreamError,
-    TransportError,
-    UnsupportedFeature,
-    UnsupportedModelType,
-)
+
+
+def __getattr__(name: str) -> Any:
+    if name.startswith("__"):
+        raise AttributeError(name)
+    # `from modeldconn import lease` asks here before importing the submodule: answer with it.
+    if importlib.util.find_spec(f"{__name__}.{name}") is not None:
+        return importlib.import_module(f"{__name__}.{name}")
+    for source in _SOURCES:
+        module = importlib.import_module(source)
+        if name in getattr(module, "__all__", ()) or (name in vars(module) and not name.startswith("_")):
+            value = getattr(module, name)
+            globals()[name] = value
+            return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "SERVEABLE_GRACE_SECONDS",

@@ -125,18 +125,6 @@ class NodeNotReady(EndpointError):
     """The node answered Health but not ready, or without an instance id."""
 
 
-# --------------------------------------------------------------------------------- probe hook
-
-
-async def _default_health(endpoint: str, timeout: float) -> _probe.HealthAnswer:
-    """``probe.default_health``: an unfenced Health on a fresh connection, closed afterwards."""
-    r = await _t.health_check(endpoint, timeout)
-    return _probe.HealthAnswer(r.instance_id, r.ready, r.backend)
-
-
-_probe.default_health = _default_health
-
-
 # --------------------------------------------------------------------------------- data root
 
 _global_lock = threading.Lock()

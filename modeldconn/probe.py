@@ -135,10 +135,15 @@ HealthCheck = Callable[[str, float], Awaitable[HealthAnswer]]
 
 
 async def default_health(endpoint: str, timeout: float) -> HealthAnswer:
-    """The real Health check; ``modeldconn.client`` replaces this module attribute with one that
-    dials ``endpoint`` unfenced and calls ``Health``.  Until then it raises NotImplementedError,
-    which ``probe`` reports as unreachable."""
-    raise NotImplementedError("modeldconn.probe.default_health is set by modeldconn.client")
+    """An unfenced ``Health`` on a fresh connection, closed afterwards (Go ``modeldprobe``
+    ``grpcHealthCheck``). Looked up as a module attribute at call time, so tests can replace it.
+
+    The gRPC transport is imported here, on first use: lease-only users (``detect()``, the
+    simulator, which shares ``modeldconn.lease``) never load grpclib."""
+    from modeldconn import transport
+
+    r = await transport.health_check(endpoint, timeout)
+    return HealthAnswer(r.instance_id, r.ready, r.backend)
 
 
 # --- data root and binary location -----------------------------------------------------------

@@ -8,6 +8,8 @@ import asyncio
 import hashlib
 import json
 import os
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -444,7 +446,17 @@ async def test_deadline_covers_the_whole_call(sim: Simulator, connector: mc.Conn
 def test_client_module_exports() -> None:
     for name in client_mod.__all__:
         assert hasattr(client_mod, name)
-    assert probe.default_health is client_mod._default_health
+    for name in mc.__all__:  # the package's names load lazily, every one of them
+        assert hasattr(mc, name)
+
+
+def test_lease_users_do_not_load_the_grpc_client() -> None:
+    """The simulator shares modeldconn.lease / gotime: importing them must not pull grpclib in."""
+    code = (
+        "import sys, modeldconn.lease, modeldconn.gotime, modeldconn.probe; "
+        "sys.exit(any(m.startswith(('grpclib', 'modeldconn.client')) for m in sys.modules))"
+    )
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 
 async def test_default_health_is_an_unfenced_fresh_connection(sim: Simulator) -> None:
