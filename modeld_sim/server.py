@@ -100,11 +100,16 @@ class ComputeServer:
         )
 
     # ------------------------------------------------------------------ lifecycle
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> tuple[str, int]:
+    async def start(self, host: str = "127.0.0.1", port: int = 0, *, serve: bool = True) -> tuple[str, int]:
+        """Bind; with ``serve=False`` accept nothing until :meth:`begin_serving` (the real daemon
+        listens before it joins the lease and serves only after, fenced by the instance it got)."""
         self.grpc.host = host
         self.grpc.port = port
-        await self.grpc.start()
+        await self.grpc.start(serve=serve)
         return self.grpc.host, self.grpc.port
+
+    async def begin_serving(self) -> None:
+        await self.grpc.begin_serving()
 
     async def stop(self, grace: float = 5.0) -> None:
         await self.grpc.close(grace=grace)

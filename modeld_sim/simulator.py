@@ -335,6 +335,8 @@ class Simulator:
             raise
         self.holder = None
         self._become_owner(result)
+        assert self.server is not None
+        await self.server.begin_serving()
         return str(self._role)
 
     def _make_data_root(self) -> None:
@@ -359,7 +361,8 @@ class Simulator:
         )
         host, port = _parse_listen(self.listen)
         try:
-            bound_host, bound_port = await self.server.start(host, port)
+            # listen now (the endpoint goes into the lease), accept only once the lease is ours
+            bound_host, bound_port = await self.server.start(host, port, serve=False)
         except OSError as exc:
             self.server = None
             raise SimulatorError(f"listen {go_quote(self.listen)}: {exc.strerror or exc}") from exc

@@ -779,6 +779,7 @@ class _Connection(asyncio.Protocol):
             self.transport.write(data)
 
     def goaway(self) -> None:
+        """Say GOAWAY (NO_ERROR): no new streams on this connection."""
         if self._closed or self._goaway_sent:
             return
         self._goaway_sent = True
@@ -790,6 +791,13 @@ class _Connection(asyncio.Protocol):
         if self.transport is not None and not self._closed:
             self._closed = True
             self.transport.abort()
+
+    def close_after_flush(self) -> None:
+        """Close once what is written has reached the socket (answers of calls that just finished)."""
+        if self.transport is not None and not self._closed:
+            self._flush()
+            self._closed = True
+            self.transport.close()
 
 
 def _go_quote(s: str) -> str:
@@ -833,13 +841,20 @@ class GrpcServer:
     def address(self) -> str:
         return f"{self.host}:{self.port}"
 
-    async def start(self) -> None:
+    async def start(self, *, serve: bool = True) -> None:
+        """Bind (and, unless ``serve`` is False, accept). ``serve=False`` is Go's ``net.Listen``
+        before ``Serve``: the port is known (and advertised) while connections wait in the backlog
+        until :meth:`begin_serving`."""
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: _Connection(self, next(self._ids)), self.host, self.port
+            lambda: _Connection(self, next(self._ids)), self.host, self.port, start_serving=serve
         )
         sock = self._server.sockets[0]
         self.port = int(sock.getsockname()[1])
+
+    async def begin_serving(self) -> None:
+        if self._server is not None and not self._server.is_serving():
+            await self._server.start_serving()
 
     def _register(self, conn: _Connection) -> None:
         self.connections[conn.conn_id] = conn
@@ -882,22 +897,30 @@ class GrpcServer:
             c.abort()
 
     async def close(self, grace: float = 5.0) -> None:
-        """Stop listening, GOAWAY every connection, let in-flight calls finish for up to ``grace`` s,
-        then drop what is left."""
+        """Stop listening and refuse new streams, let in-flight calls finish for up to ``grace`` s, then
+        GOAWAY and close every connection (what is still running past the grace is dropped).
+
+        grpc-go's GracefulStop sends its GOAWAY first and keeps serving the streams in flight; an
+        h2-based client (grpclib, ours) cannot take a frame after a GOAWAY (h2's state machine is then
+        CLOSED), so here the GOAWAY comes once the in-flight answers are out. New streams meanwhile
+        get REFUSED_STREAM, which a client may retry elsewhere, as after a GOAWAY."""
         self._closing = True
         if self._server is not None:
             self._server.close()
         conns = list(self.connections.values())
-        for c in conns:
-            c.goaway()
         pending = [t for c in conns for t in c.tasks]
         if pending:
             await asyncio.wait(pending, timeout=grace)
         for c in list(self.connections.values()):
-            c._flush()
-            c.abort()
+            if any(not t.done() for t in c.tasks):
+                c.abort()  # past the grace period: what is left is dropped
+            else:
+                c.goaway()
+                c.close_after_flush()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._idle.wait(), timeout=1.0)
+        for c in list(self.connections.values()):
+            c.abort()
         if self._server is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), timeout=1.0)

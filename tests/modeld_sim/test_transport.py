@@ -38,6 +38,17 @@ class Recorder:
         self.cancelled: list[str] = []
         self.closed: list[int] = []
         self.started = asyncio.Event()
+        self.gate = asyncio.Event()
+
+
+async def until(cond: Any, timeout: float = 5.0) -> None:
+    """Wait for a condition the server reaches on its own (polling with a deadline, not a sleep)."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not cond():
+        if loop.time() > end:
+            raise AssertionError("condition not reached within the deadline")
+        await asyncio.sleep(0.002)
 
 
 def make_services(rec: Recorder) -> dict[str, Any]:
@@ -81,6 +92,11 @@ def make_services(rec: Recorder) -> dict[str, Any]:
             raise
         return b"{}"
 
+    async def gate(call: ServerCall, payload: bytes) -> bytes:
+        rec.started.set()
+        await rec.gate.wait()
+        return b"{}"
+
     async def boom(call: ServerCall, payload: bytes) -> bytes:
         raise ValueError("kaboom")
 
@@ -98,6 +114,7 @@ def make_services(rec: Recorder) -> dict[str, Any]:
             "StreamFail": ("server_stream", stream_fail),
             "Collect": ("client_stream", collect),
             "Sleep": ("unary", sleep),
+            "Gate": ("unary", gate),
             "Boom": ("unary", boom),
             "Fail": ("unary", fail),
             "Big": ("unary", big),
@@ -295,7 +312,7 @@ async def test_deadline_resets_stream_and_cancels_handler(env: Any) -> None:
     _, c, rec = env
     r = await c.call(p("Sleep"), [b"{}"], metadata=[("grpc-timeout", "100m")])
     assert r.code is None and r.reset_code == 8  # grpc-go: RST_STREAM(CANCEL), no status
-    await asyncio.sleep(0.05)
+    await until(lambda: rec.cancelled)
     assert rec.cancelled == ["Sleep"]
     r = await c.call(p("Sleep"), [b"{}"], metadata=[("grpc-timeout", "0n")])
     assert (r.code, r.message) == (4, "context deadline exceeded")
@@ -316,7 +333,7 @@ async def test_client_reset_cancels_handler(env: Any) -> None:
     _, c, rec = env
     r = await c.call(p("Sleep"), [b"{}"], timeout=0.2)  # the client resets on its timeout
     assert r.timed_out
-    await asyncio.sleep(0.1)
+    await until(lambda: rec.cancelled)
     assert rec.cancelled == ["Sleep"]
 
 
@@ -326,10 +343,7 @@ async def test_connection_closed_callback(env: Any) -> None:
     ids = list(server.connections)
     assert len(ids) == 1
     await c.close_connection("s1")
-    for _ in range(50):
-        if rec.closed:
-            break
-        await asyncio.sleep(0.01)
+    await until(lambda: rec.closed)
     assert rec.closed == ids
     assert server.connections == {}
 
@@ -341,13 +355,17 @@ async def test_abort_all_connections_and_graceful_close() -> None:
     c = RawGrpcClient("127.0.0.1", server.port)
     await c.call(p("Echo"), [b"{}"], connection="a")
     server.abort_all_connections()
-    await asyncio.sleep(0.05)
+    await until(lambda: rec.closed)
     assert len(rec.closed) == 1
-    # graceful close lets an in-flight call finish
-    task = asyncio.create_task(c.call(p("Stream"), [b'{"n":2}'], connection="b"))
-    await asyncio.sleep(0.05)
-    await server.close(grace=1.0)
+    # graceful close lets an in-flight call finish: the call is held in its handler while close starts
+    task = asyncio.create_task(c.call(p("Gate"), [b"{}"], connection="b"))
+    await rec.started.wait()
+    closing = asyncio.create_task(server.close(grace=5.0))
+    await until(lambda: server._closing)
+    assert not task.done()
+    rec.gate.set()
     r = await task
+    await closing
     assert r.code == 0
     await c.aclose()
 

@@ -251,7 +251,11 @@ def test_lease_takeover_after_expiry_and_old_renew_is_lost(lease_fs: LeaseFS, cl
 def test_lease_takeover_after_real_expiry(lease_fs: LeaseFS) -> None:
     p = _path(lease_fs)
     old = lease.acquire(p, 40 * MS)
-    time.sleep(0.07)
+    # wait for the real clock to pass the expiry (edge-cases A: 40 ms TTL), polling liblease's own view
+    deadline = time.monotonic() + 5
+    while not lease.expired_for_liblease(lease.inspect(p), time.time_ns()):
+        assert time.monotonic() < deadline
+        time.sleep(0.002)
     new = lease.acquire(p, 40 * MS)
     assert new.instance_id != old.instance_id
     with pytest.raises(LeaseLost):
@@ -397,10 +401,13 @@ def test_lease_handle_is_safe_for_concurrent_use(tmp_path: Path) -> None:
     stop = threading.Event()
     errors: list[BaseException] = []
 
+    renewed = threading.Semaphore(0)
+
     def renewer() -> None:
         while not stop.is_set():
             try:
                 h.renew()
+                renewed.release()
             except BaseException as exc:  # pragma: no cover - reported below
                 errors.append(exc)
             time.sleep(0.002)
@@ -416,7 +423,8 @@ def test_lease_handle_is_safe_for_concurrent_use(tmp_path: Path) -> None:
     ]
     for t in threads:
         t.start()
-    time.sleep(0.1)
+    for _ in range(20):  # let the renewer and the readers race through 20 renewals
+        assert renewed.acquire(timeout=5)
     h.release()
     stop.set()
     for t in threads:
