@@ -59,6 +59,7 @@ import base64
 import contextlib
 import itertools
 import logging
+import socket
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, Literal, TypeAlias
@@ -842,14 +843,17 @@ class GrpcServer:
         return f"{self.host}:{self.port}"
 
     async def start(self, *, serve: bool = True) -> None:
-        """Bind (and, unless ``serve`` is False, accept). ``serve=False`` is Go's ``net.Listen``
-        before ``Serve``: the port is known (and advertised) while connections wait in the backlog
-        until :meth:`begin_serving`."""
+        """Bind and listen (and, unless ``serve`` is False, accept). ``serve=False`` is Go's
+        ``net.Listen`` before ``Serve``: the port is known (and advertised) and early dialers wait in
+        the backlog until :meth:`begin_serving` (asyncio alone would not listen() before serving)."""
         loop = asyncio.get_running_loop()
+        family = socket.getaddrinfo(
+            self.host or None, self.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0][0]
+        sock = socket.create_server((self.host, self.port), family=family, backlog=128)
         self._server = await loop.create_server(
-            lambda: _Connection(self, next(self._ids)), self.host, self.port, start_serving=serve
+            lambda: _Connection(self, next(self._ids)), sock=sock, start_serving=serve
         )
-        sock = self._server.sockets[0]
         self.port = int(sock.getsockname()[1])
 
     async def begin_serving(self) -> None:

@@ -34,11 +34,17 @@ from modeld_sim.engines.base import (
     ModelFacts,
     PlainError,
     SnapshotResult,
-    compatible_runtime,
     go_quote,
-    manifest_digest,
-    manifest_is_zero,
     token_hash,
+)
+from modeld_sim.engines.sessionstate import (
+    DEFAULT_MAX_TOKENS,
+    LLAMA_STRUCTURED_PROTOCOLS,
+    EvictionBudget,
+    SessionState,
+    derive_eviction_budget,
+    llama_parser_error,
+    llama_structured_unsupported,
 )
 from modeld_sim.gguf import GGUFError, GGUFFile, read_gguf
 from modeldconn.wire import errors as werr
@@ -48,6 +54,7 @@ __all__ = [
     "BOS_ID",
     "EOS_ID",
     "OPENVINO_ENTRYPOINTS",
+    "EvictionBudget",
     "FakeEngine",
     "FakeModel",
     "FakeSession",
@@ -58,7 +65,6 @@ __all__ = [
 BOS_ID: Final = 256
 EOS_ID: Final = 257
 OPENVINO_ENTRYPOINTS: Final = ("openvino_model.xml", "openvino_language_model.xml")
-DEFAULT_MAX_TOKENS: Final = 256
 _STATE_MAGIC: Final = b"MODELD-SIM-KV1\n"
 
 # capacity constants (modeld/capacity/capacity.go)
@@ -78,46 +84,6 @@ def _piece(tok: int) -> str:
     if tok >= 256:
         return ""  # control tokens render as nothing
     return bytes([tok]).decode("utf-8", errors="replace")
-
-
-@dataclass(frozen=True)
-class EvictionBudget:
-    sink_tokens: int
-    recent_tokens: int
-    max_tokens: int
-
-    @property
-    def valid(self) -> bool:
-        return (
-            self.sink_tokens > 0
-            and self.recent_tokens > 0
-            and self.max_tokens > self.sink_tokens + self.recent_tokens
-        )
-
-
-def _align_up(n: int, block: int) -> int:
-    if block <= 1:
-        return max(n, 1)
-    return max(((n + block - 1) // block) * block, block)
-
-
-def _align_down(n: int, block: int) -> int:
-    return n if block <= 1 else (n // block) * block
-
-
-def derive_eviction_budget(window: int, sliding_window: int, block_size: int = 1) -> EvictionBudget:
-    """``modeld/residency`` DeriveEvictionBudget (token-granular for llama: block size 1)."""
-    if sliding_window > 0 and (window <= 0 or sliding_window < window):
-        window = sliding_window
-    block_size = max(block_size, 1)
-    if window < 4 * block_size:
-        return EvictionBudget(0, window, window)
-    sinks = _align_up(window // 16, block_size)
-    recent = _align_up(window // 4, block_size)
-    max_tokens = _align_down(window, block_size)
-    if max_tokens <= sinks + recent:
-        max_tokens = sinks + recent + block_size
-    return EvictionBudget(sinks, recent, max_tokens)
 
 
 def _machine_memory() -> tuple[int, int]:
@@ -504,116 +470,33 @@ class FakeModel:
         await self._session.close()
 
 
-class FakeSession:
-    """llama-style session arithmetic over byte tokens."""
+class FakeSession(SessionState):
+    """llama-style session arithmetic over byte tokens (the books: :class:`SessionState`)."""
 
     def __init__(self, facts: ModelFacts, config: pb.Config, engine: FakeEngine) -> None:
+        super().__init__(
+            config,
+            even_window=True,
+            llama_rules=facts.backend == "llama",
+            add_bos=facts.add_bos and not config.DisableBOS,
+            sliding_window=facts.sliding_window,
+        )
         self._facts = facts
         self._engine = engine
-        self._llama = facts.backend == "llama"
-        num_ctx = int(config.NumCtx) if config.NumCtx > 0 else 8192
-        num_ctx -= num_ctx % 2
-        self.num_ctx = num_ctx
-        planner = int(config.PlannerEffectiveContext) if config.PlannerEffectiveContext > 0 else num_ctx
-        self.planner_ctx = max(planner, num_ctx)
-        self.add_bos = facts.add_bos and not config.DisableBOS
-        self.sliding_window = facts.sliding_window
-        self.resident: list[int] = []
-        self.prefix_len = 0
-        self.stable_text = ""
-        self.prefix_text = ""
-        self.tools = ""
-        self.manifest = pb.ContextManifest()
-        self.physical_prefill_calls = 0
-        self.physical_prefill_tokens = 0
-        self.decode_calls = 0
-        self._plan_budget = 0
-        self._closed = False
-        self._fatal = ""
-        self._residency_err = ""
-
-    # ------------------------------------------------------------------ lifecycle
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    @property
-    def fatal_error(self) -> str:
-        return self._fatal
-
-    def _closed_err(self) -> werr.ModeldError:
-        if self._fatal:
-            return werr.SessionFatal(self._fatal)
-        return werr.SessionClosed()
-
-    def _close_locked(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        self.resident = []
-        self.prefix_len = 0
-        self.planner_ctx = 0
-        self.stable_text = ""
-        self.prefix_text = ""
-        self.manifest = pb.ContextManifest()
-        self._plan_budget = 0
-        self._residency_err = ""
-
-    def mark_fatal(self, cause: str) -> werr.SessionFatal:
-        """Poison the session (lifecycle.go markFatal): later calls answer ``session_fatal``."""
-        if not self._fatal:
-            self._fatal = cause
-        self._close_locked()
-        self._residency_err = "session fatal: " + self._fatal
-        return werr.SessionFatal(cause)
 
     async def close(self) -> None:
         self._close_locked()
 
-    # ------------------------------------------------------------------ helpers
+    # ------------------------------------------------------------------ native work (bytes)
 
-    def _overflow(self, stage: str, resident: int, additional: int, num_ctx: int) -> werr.ContextOverflow:
-        if self._llama:
-            return werr.ContextOverflow(
-                stage=stage, resident_tokens=resident, additional_tokens=additional, num_ctx=num_ctx
-            )
-        return werr.ContextOverflow()  # OpenVINO: the bare sentinel
+    def _tokenize_prefix(self, text: str) -> list[int]:
+        return tokenize(text, self.add_bos)
 
-    def _prefill(self, n: int) -> None:
-        if n > 0:
-            self.physical_prefill_calls += 1
-            self.physical_prefill_tokens += n
+    def _tokenize_suffix(self, text: str, add_bos: bool) -> list[int]:
+        return tokenize(text, add_bos)
 
-    def _update_plan(self) -> None:
-        self._residency_err = ""
-        self._plan_budget = self.num_ctx if self.num_ctx > 0 and self.resident else 0
-
-    def _stream_policy(self) -> EvictionBudget:
-        return derive_eviction_budget(self.num_ctx, self.sliding_window, 1)
-
-    def _evict(self, a: int, b: int) -> None:
-        # evictRangeLocked: drop [a,b), positions slide; prefix accounting as in Go.
-        old_prefix = self.prefix_len
-        del self.resident[a:b]
-        self.prefix_len = min(a, old_prefix) + max(0, old_prefix - b)
-        if a < old_prefix:
-            self.prefix_text = ""
-
-    def _slide_for_decode(self) -> bool:
-        # slideForDecodeLocked: keep the stable prefix and the recent tail, drop the middle.
-        recent = self._stream_policy().recent_tokens
-        a = self.prefix_len
-        b = len(self.resident) - recent
-        if b <= a:
-            return False
-        self._evict(a, b)
-        return True
-
-    def _enrich_stable(self, m: pb.ContextManifest, toks: list[int]) -> pb.ContextManifest:
-        out = pb.ContextManifest()
-        out.CopyFrom(m)
-        out.stable_token_hash = token_hash(toks)
+    def _enrich_stable(self, m: pb.ContextManifest, text: str, toks: list[int]) -> pb.ContextManifest:
+        out = self._stable_manifest(m, toks)
         off = 1 if self.add_bos else 0
         for seg in out.segments:
             if not seg.stable:
@@ -624,9 +507,8 @@ class FakeSession:
             seg.token_hash = token_hash(toks[start:end])
         return out
 
-    def _enrich_volatile(self, suffix_manifest: pb.ContextManifest, stoks: list[int]) -> None:
-        self.manifest.volatile_token_hash = token_hash(stoks)
-        base = int(suffix_manifest.stable_bytes)
+    def _place_volatile_segments(self, suffix: pb.SuffixInput, stoks: list[int]) -> str:
+        base = int(suffix.Manifest.stable_bytes)
         start_tok = len(self.resident) - len(stoks)
         for seg in self.manifest.segments:
             if seg.stable:
@@ -635,82 +517,19 @@ class FakeSession:
             hi = min(max(int(seg.byte_end) - base, lo), len(stoks))
             seg.token_start, seg.token_end = start_tok + lo, start_tok + hi
             seg.token_hash = token_hash(stoks[lo:hi])
+        return ""
 
     # ------------------------------------------------------------------ session calls
 
     async def ensure_prefix(self, prefix: pb.PrefixInput) -> pb.PrefixStatus:
-        if self._closed:
-            raise self._closed_err()
+        self._check_open()
         await asyncio.sleep(0)
-        toks = tokenize(prefix.Text, self.add_bos)
-        budget = self.num_ctx  # no cold store in the fake: the logical budget is the hot window
-        if len(toks) > budget:
-            raise self._overflow("prefix", 0, len(toks), budget)
-        enriched = self._enrich_stable(prefix.Manifest, toks)
-        old_resident = len(self.resident)
-        reuse = 0
-        ok, _ = compatible_runtime(self.manifest, prefix.Manifest)
-        if not ok:
-            self.resident = []
-            self.prefix_len = 0
-            self.prefix_text = ""
-            self.manifest = pb.ContextManifest()
-        else:
-            reuse = _common_prefix_len(self.resident, toks)
-        if reuse < len(self.resident):
-            del self.resident[reuse:]
-            if self.prefix_len > reuse:
-                self.prefix_len = reuse
-                self.prefix_text = ""
-        self._prefill(len(toks) - reuse)
-        self.resident = list(toks)
-        self.prefix_len = len(toks)
-        self.stable_text = prefix.Text
-        self.prefix_text = prefix.Text
-        self.tools = prefix.Tools
-        self.manifest = enriched
-        self._update_plan()
-        return pb.PrefixStatus(
-            ReusedTokens=reuse,
-            PrefilledTokens=len(toks) - reuse,
-            DroppedTokens=old_resident - reuse,
-            PrefixTokens=len(toks),
-            ResidentTokens=len(self.resident),
-            AvailableTokens=self.num_ctx - len(self.resident),
-            StableByteHash=prefix.Manifest.stable_byte_hash,
-            StableTokenHash=token_hash(toks),
-            ManifestDigest=manifest_digest(prefix.Manifest),
-        )
+        return self._ensure_prefix_open(prefix)
 
     async def prefill_suffix(self, suffix: pb.SuffixInput) -> pb.SuffixStatus:
-        if self._closed:
-            raise self._closed_err()
+        self._check_open()
         await asyncio.sleep(0)
-        ok, reason = compatible_runtime(self.manifest, suffix.Manifest)
-        if not ok:
-            raise werr.ManifestMismatch(reason)
-        if (
-            not manifest_is_zero(self.manifest)
-            and not manifest_is_zero(suffix.Manifest)
-            and self.manifest.stable_byte_hash != suffix.Manifest.stable_byte_hash
-        ):
-            raise werr.ManifestMismatch("stable prefix changed between EnsurePrefix and PrefillSuffix")
-        stoks = tokenize(suffix.Text, self.prefix_len == 0 and self.add_bos)
-        if len(self.resident) + len(stoks) > self.num_ctx:
-            # Without manifest token ranges the residency driver has nothing to park; the suffix must
-            # then fit the hot window (llama.go PrefillSuffix, StreamingLLM-only branch).
-            raise self._overflow("suffix", len(self.resident), len(stoks), self.num_ctx)
-        self._prefill(len(stoks))
-        self.resident.extend(stoks)
-        self._enrich_volatile(suffix.Manifest, stoks)
-        self._update_plan()
-        return pb.SuffixStatus(
-            SuffixTokens=len(stoks),
-            PrefixTokens=self.prefix_len,
-            ResidentTokens=len(self.resident),
-            AvailableTokens=self.num_ctx - len(self.resident),
-            ManifestDigest=manifest_digest(self.manifest),
-        )
+        return self._prefill_suffix_open(suffix)
 
     def _sample(self, seed: int, greedy: bool, step: int) -> int:
         if self._facts.decode_text:
@@ -736,39 +555,25 @@ class FakeSession:
             yield Chunk(error=werr.DeadlineExceeded())
             return
         proto = cfg.StructuredOutput.Protocol
-        if proto not in ("", "json_schema", "llama:json_schema", "llama:json_schema_tool_calls"):
-            yield Chunk(
-                error=werr.UnsupportedFeature(
-                    f"structured output protocol {go_quote(proto)} is not supported by the llama backend"
-                )
-            )
+        if proto not in ("", *LLAMA_STRUCTURED_PROTOCOLS):
+            yield Chunk(error=llama_structured_unsupported(proto))
             return
-        for p in cfg.ParserProtocols:
-            if p in ("", "llama:common_chat_tool_parser"):
-                continue
-            if p == "llama:common_chat_reasoning_parser":
-                if not (cfg.ReasoningFormat):
-                    yield Chunk(
-                        error=werr.UnsupportedFeature(
-                            f"reasoning format is required for parser protocol {go_quote(p)}"
-                        )
-                    )
-                    return
-                continue
-            yield Chunk(error=werr.UnsupportedFeature(f"parser protocol {go_quote(p)}"))
+        parser_err = llama_parser_error(cfg)
+        if parser_err is not None:
+            yield Chunk(error=parser_err)
             return
         self.decode_calls += 1
         temperature = cfg.Temperature if cfg.HasField("Temperature") else 0.8
         greedy = temperature <= 0
         seed = int(cfg.Seed) if cfg.HasField("Seed") and cfg.Seed >= 0 else self._engine.random_seed()
         max_tokens = int(cfg.MaxTokens) if cfg.MaxTokens > 0 else DEFAULT_MAX_TOKENS
-        if len(self.resident) >= self.num_ctx and not (self._llama and self._slide_for_decode()):
-            yield Chunk(error=self._overflow("decode", len(self.resident), 1, self.num_ctx))
+        if len(self.resident) >= self.num_ctx and not (self.llama_rules and self._slide_for_decode()):
+            yield Chunk(error=self._overflow("decode", len(self.resident), 1))
             return
         if not self.resident:  # refreshTailLogitsLocked
-            yield Chunk(error=self._overflow("decode", 0, 1, self.num_ctx))
+            yield Chunk(error=self._overflow("decode", 0, 1))
             return
-        self._prefill(1)
+        self._count_prefill(1)
         latency = self._engine.token_latency
         for n in range(max_tokens):
             if latency > 0:
@@ -783,7 +588,7 @@ class FakeSession:
                 return
             tok = self._sample(seed, greedy, n)
             if len(self.resident) >= self.num_ctx:
-                if not self._llama:
+                if not self.llama_rules:
                     yield Chunk(error=werr.ContextOverflow())
                     return
                 if not self._slide_for_decode():
@@ -794,105 +599,25 @@ class FakeSession:
                 yield Chunk(text=piece)
 
     def explain(self) -> pb.ContextReport:
-        rep = pb.ContextReport(
-            ResidentTokens=len(self.resident),
-            PrefixTokens=self.prefix_len,
-            NumCtx=self.num_ctx,
-            HotContextTokens=self.num_ctx,
-            PlannerEffectiveContext=self.planner_ctx,
-            AvailableTokens=self.num_ctx - len(self.resident),
-            StableByteHash=self.manifest.stable_byte_hash,
-            StableTokenHash=self.manifest.stable_token_hash,
-            ManifestDigest=manifest_digest(self.manifest),
-            Closed=self._closed,
-            fatal_error=self._fatal,
-            physical_prefill_calls=self.physical_prefill_calls,
-            physical_prefill_tokens=self.physical_prefill_tokens,
-            decode_calls=self.decode_calls,
-        )
-        rep.Manifest.CopyFrom(self.manifest)
-        if self._plan_budget > 0 or self._residency_err:
-            r = rep.residency
-            r.budget_tokens = self._plan_budget
-            if self._llama:
-                r.capabilities.remove_tail = True
-                r.capabilities.remove_middle = True
-                r.capabilities.position_shift = True
-            if self.sliding_window > 0:
-                r.capabilities.sparse_attention = True
-                r.capabilities.sliding_window_attention_tokens = self.sliding_window
-            if self._residency_err:
-                r.error = self._residency_err
-        return rep
+        return self._context_report()
 
     async def snapshot(self) -> SnapshotResult:
-        if self._closed:
-            raise self._closed_err()
+        self._check_open()
         await asyncio.sleep(0)
         state = _STATE_MAGIC + json.dumps(
             {"num_ctx": self.num_ctx, "tokens": self.resident}, separators=(",", ":")
         ).encode("ascii")
-        snap = pb.SessionSnapshot(
-            resident_tokens=len(self.resident),
-            prefix_tokens=self.prefix_len,
-            num_ctx=self.num_ctx,
-            resident_token_ids=self.resident,
-            stable_text=self.stable_text,
-            prefix_text=self.prefix_text,
-            tools=self.tools,
-        )
-        snap.manifest.CopyFrom(self.manifest)
-        return SnapshotResult(snap, state)
+        return SnapshotResult(self._snapshot_wire(), state)
 
     async def restore(self, snapshot: pb.SessionSnapshot, state: bytes) -> None:
         # llama.go Restore, checks in its order.
-        if self._closed:
-            raise self._closed_err()
+        self._check_open()
         await asyncio.sleep(0)
-        snap = snapshot
-        if snap.num_ctx > 0 and snap.num_ctx != self.num_ctx:
-            raise werr.ManifestMismatch("snapshot context window changed")
-        if snap.resident_tokens < 0 or snap.prefix_tokens < 0 or snap.prefix_tokens > snap.resident_tokens:
-            if not self._llama:
-                raise werr.ContextOverflow()
-            raise PlainError(
-                f"llamasession restore invalid snapshot: prefix_tokens={snap.prefix_tokens} "
-                f"resident_tokens={snap.resident_tokens}"
-            )
-        if snap.resident_tokens > self.num_ctx:
-            raise self._overflow("restore", 0, int(snap.resident_tokens), self.num_ctx)
-        if snap.resident_tokens > 0 and len(snap.resident_token_ids) != snap.resident_tokens:
-            raise PlainError(
-                f"llamasession restore invalid snapshot: resident_token_ids={len(snap.resident_token_ids)} "
-                f"resident_tokens={snap.resident_tokens}"
-            )
-        if not manifest_is_zero(self.manifest) and not manifest_is_zero(snap.manifest):
-            ok, reason = compatible_runtime(self.manifest, snap.manifest)
-            if not ok:
-                raise werr.ManifestMismatch(reason)
-        if snap.resident_tokens > 0 and not state:
-            raise PlainError(
-                "llamasession restore invalid snapshot: non-empty resident token set has empty state"
-            )
-        if snap.resident_tokens > 0 and not state.startswith(_STATE_MAGIC):
+        self._check_snapshot(snapshot)
+        self._check_state_present(snapshot, state)
+        if snapshot.resident_tokens > 0 and not state.startswith(_STATE_MAGIC):
             raise self.mark_fatal("llamasession restore state: invalid state data")
-        self.resident = [int(t) for t in snap.resident_token_ids]
-        self.prefix_len = int(snap.prefix_tokens)
-        self.stable_text = snap.stable_text
-        self.prefix_text = snap.prefix_text or snap.stable_text
-        self.tools = snap.tools
-        m = pb.ContextManifest()
-        m.CopyFrom(snap.manifest)
-        self.manifest = m
-        self._update_plan()
-
-
-def _common_prefix_len(a: Sequence[int], b: Sequence[int]) -> int:
-    n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
+        self._adopt_snapshot(snapshot, [int(t) for t in snapshot.resident_token_ids])
 
 
 def with_facts(facts: ModelFacts, **changes: Any) -> ModelFacts:

@@ -47,13 +47,17 @@ from modeld_sim.engines.base import (
     ModelFacts,
     PlainError,
     SnapshotResult,
-    compatible_runtime,
     go_quote,
-    manifest_digest,
-    manifest_is_zero,
     token_hash,
 )
-from modeld_sim.engines.fake import EvictionBudget, FakeEngine, derive_eviction_budget
+from modeld_sim.engines.fake import FakeEngine
+from modeld_sim.engines.sessionstate import (
+    DEFAULT_MAX_TOKENS,
+    LLAMA_STRUCTURED_PROTOCOLS,
+    SessionState,
+    llama_parser_error,
+    llama_structured_unsupported,
+)
 from modeldconn.wire import errors as werr
 from modeldconn.wire._gen.contenox.transport.v1 import compute_pb2 as pb
 
@@ -69,12 +73,10 @@ __all__ = [
 
 #: The llama-cpp-python release whose vendored llama.cpp tree the recorded daemon was built with.
 LLAMA_CPP_PYTHON_VERSION: Final = "0.3.33"
-DEFAULT_MAX_TOKENS: Final = 256
 DEFAULT_BATCH: Final = 512
 _DEFAULT_EMBED_TOKEN_LIMIT: Final = 4096
 _MAX_EMBED_TOKEN_LIMIT: Final = 32768
 _DECODE_STEP_TOKENS: Final = 16  # tokens computed per worker hop (Go's chunk channel holds 16)
-_STRUCTURED: Final = ("json_schema", "llama:json_schema", "llama:json_schema_tool_calls")
 
 T = TypeVar("T")
 
@@ -422,37 +424,19 @@ class _Sampling:
     grammar: str
 
 
-class LlamaSession:
-    """llamasession.session on llama-cpp-python (native calls on the engine's worker thread)."""
+class LlamaSession(SessionState):
+    """llamasession.session on llama-cpp-python (native calls on the engine's worker thread; the
+    books: :class:`SessionState`). ``add_bos`` and ``sliding_window`` come from the native model."""
 
     def __init__(self, engine: LlamaEngine, facts: ModelFacts, config: pb.Config) -> None:
+        super().__init__(config, even_window=True, llama_rules=True)
         self._engine = engine
         self._facts = facts
-        num_ctx = int(config.NumCtx) if config.NumCtx > 0 else 8192
-        num_ctx -= num_ctx % 2
-        self.num_ctx = num_ctx
-        planner = int(config.PlannerEffectiveContext) if config.PlannerEffectiveContext > 0 else num_ctx
-        self.planner_ctx = max(planner, num_ctx)
         self.n_batch = int(config.NumBatch) if config.NumBatch > 0 else DEFAULT_BATCH
-        self.resident: list[int] = []
-        self.prefix_len = 0
-        self.stable_text = ""
-        self.prefix_text = ""
-        self.tools = ""
-        self.manifest = pb.ContextManifest()
-        self.physical_prefill_calls = 0
-        self.physical_prefill_tokens = 0
-        self.decode_calls = 0
-        self._plan_budget = 0
-        self._closed = False
-        self._fatal = ""
-        self._residency_err = ""
         self._mu = threading.Lock()
         self._model: _NativeModel | None = None
         self._ctx: Any = None
         self._batch: _Batch | None = None
-        self.add_bos = False
-        self.sliding_window = 0
 
     # ------------------------------------------------------------------ native set-up (worker)
 
@@ -496,7 +480,7 @@ class LlamaSession:
         s.sliding_window = model.n_swa
         return s
 
-    def _free_native(self) -> None:
+    def _release_native(self) -> None:
         if self._ctx is not None and self._model is not None:
             L = self._model.L
             L.llama_memory_clear(L.llama_get_memory(self._ctx), True)
@@ -510,42 +494,6 @@ class LlamaSession:
             self._model = None
 
     # ------------------------------------------------------------------ lifecycle
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    @property
-    def fatal_error(self) -> str:
-        return self._fatal
-
-    def _closed_err(self) -> werr.ModeldError:
-        if self._fatal:
-            return werr.SessionFatal(self._fatal)
-        return werr.SessionClosed()
-
-    def _close_locked(self) -> None:
-        # closeLocked (worker thread)
-        if self._closed:
-            return
-        self._closed = True
-        self._free_native()
-        self.resident = []
-        self.prefix_len = 0
-        self.planner_ctx = 0
-        self.stable_text = ""
-        self.prefix_text = ""
-        self.manifest = pb.ContextManifest()
-        self._plan_budget = 0
-        self._residency_err = ""
-
-    def _mark_fatal(self, cause: str) -> werr.SessionFatal:
-        # lifecycle.go markFatal: first cause wins, session closed, ErrSessionFatal wrapping it
-        if not self._fatal:
-            self._fatal = cause
-        self._close_locked()
-        self._residency_err = "session fatal: " + self._fatal
-        return werr.SessionFatal(cause)
 
     async def close(self) -> None:
         def run() -> None:
@@ -565,7 +513,7 @@ class LlamaSession:
 
     def _native(self) -> tuple[_NativeModel, Any, _Batch]:
         if self._model is None or self._ctx is None or self._batch is None:
-            raise self._mark_fatal("llamasession context is nil")
+            raise self.mark_fatal("llamasession context is nil")
         return self._model, self._ctx, self._batch
 
     def _remove_kv(self, p0: int, p1: int) -> None:
@@ -583,9 +531,7 @@ class LlamaSession:
     def _prefill_at(self, toks: Sequence[int], start: int, logits_on_last: bool) -> None:
         """prefillAt: counts one physical call, evaluates in n_batch batches; raises _PrefillFailed."""
         n = len(toks)
-        if n > 0:
-            self.physical_prefill_calls += 1
-            self.physical_prefill_tokens += n
+        self._count_prefill(n)
         model, ctx, batch = self._native()
         for i in range(0, n, self.n_batch):
             end = min(i + self.n_batch, n)
@@ -599,18 +545,6 @@ class LlamaSession:
         model, _, _ = self._native()
         return model.tokenize(text, add_special)
 
-    def _overflow(self, stage: str, resident: int, additional: int, num_ctx: int) -> werr.ContextOverflow:
-        return werr.ContextOverflow(
-            stage=stage, resident_tokens=resident, additional_tokens=additional, num_ctx=num_ctx
-        )
-
-    def _update_plan(self) -> None:
-        self._residency_err = ""
-        self._plan_budget = self.num_ctx if self.num_ctx > 0 and self.resident else 0
-
-    def _stream_policy(self) -> EvictionBudget:
-        return derive_eviction_budget(self.num_ctx, self.sliding_window, 1)
-
     def _evict(self, a: int, b: int) -> None:
         """evictRangeLocked: drop [a,b) from the KV and slide the tail down (StreamingLLM move)."""
         n = len(self.resident)
@@ -619,29 +553,44 @@ class LlamaSession:
         self._remove_kv(a, b)
         if b < n:
             self._add_kv(b, -1, -(b - a))
-        del self.resident[a:b]
-        old_prefix = self.prefix_len
-        self.prefix_len = min(a, old_prefix) + max(0, old_prefix - b)
-        if a < old_prefix:
-            self.prefix_text = ""
+        self._forget_range(a, b)
 
-    def _slide_for_decode(self) -> bool:
-        recent = self._stream_policy().recent_tokens
-        a = self.prefix_len
-        b = len(self.resident) - recent
-        if b <= a:
-            return False
-        self._evict(a, b)
-        return True
+    # ------------------------------------------------------------------ session hooks (worker, _mu)
 
-    # ------------------------------------------------------------------ manifest enrichment
+    def _tokenize_prefix(self, text: str) -> list[int]:
+        try:
+            return self._tokenize(text, self.add_bos)
+        except PlainError as exc:
+            raise PlainError(f"llamasession: tokenize prefix: {exc}") from None
+
+    def _tokenize_suffix(self, text: str, add_bos: bool) -> list[int]:
+        try:
+            return self._tokenize(text, add_bos)
+        except PlainError as exc:
+            raise PlainError(f"llamasession: tokenize suffix: {exc}") from None
+
+    def _drop_kv(self, n: int) -> None:
+        self._remove_kv(n, -1)
+
+    def _eval_prefix(self, toks: list[int], reuse: int) -> None:
+        try:
+            self._prefill_at(toks[reuse:], reuse, False)
+        except _PrefillFailed as exc:
+            self._truncate(reuse)
+            raise self.mark_fatal(f"llamasession prefill prefix failed: {exc}") from None
+
+    def _eval_suffix(self, stoks: list[int]) -> None:
+        before = len(self.resident)
+        try:
+            self._prefill_at(stoks, before, True)
+        except _PrefillFailed as exc:
+            self._remove_kv(before, -1)
+            raise self.mark_fatal(f"llamasession prefill suffix failed: {exc}") from None
 
     def _enrich_stable(self, m: pb.ContextManifest, text: str, toks: list[int]) -> pb.ContextManifest:
         """enrichStableSegments without chat templates: a stable segment ends where the tokens of the
         text up to its byte end end (the cumulative render of Go, with the verbatim text as render)."""
-        out = pb.ContextManifest()
-        out.CopyFrom(m)
-        out.stable_token_hash = token_hash(toks)
+        out = self._stable_manifest(m, toks)
         prev = 0
         raw = text.encode("utf-8", errors="surrogatepass")
         for seg in out.segments:
@@ -658,9 +607,9 @@ class LlamaSession:
             prev = end
         return out
 
-    def _enrich_volatile(self, suffix: pb.SuffixInput, stoks: list[int]) -> None:
-        """enrichVolatileSegments (advisory, never fails): ranges relative to the resident tape."""
-        self.manifest.volatile_token_hash = token_hash(stoks)
+    def _place_volatile_segments(self, suffix: pb.SuffixInput, stoks: list[int]) -> str:
+        """enrichVolatileSegments (advisory, never fails): ranges relative to the resident tape; a
+        boundary that is not token-prefix-additive is kept as the residency diagnostic."""
         base = int(suffix.Manifest.stable_bytes)
         raw = suffix.Text.encode("utf-8", errors="surrogatepass")
         start_tok = len(self.resident) - len(stoks)
@@ -677,10 +626,11 @@ class LlamaSession:
                     "volatile segment boundaries unavailable (template not token-prefix-additive): "
                     f"kind={go_quote(seg.kind)}"
                 )
-                return
+                return self._residency_err
             seg.token_start, seg.token_end = start_tok + prev, start_tok + end
             seg.token_hash = token_hash(stoks[prev:end])
             prev = end
+        return self._residency_err
 
     # ------------------------------------------------------------------ EnsurePrefix
 
@@ -688,60 +638,8 @@ class LlamaSession:
         return await self._call(lambda: self._ensure_prefix(prefix))
 
     def _ensure_prefix(self, prefix: pb.PrefixInput) -> pb.PrefixStatus:
-        if self._closed:
-            raise self._closed_err()
-        try:
-            toks = self._tokenize(prefix.Text, self.add_bos)
-        except PlainError as exc:
-            raise PlainError(f"llamasession: tokenize prefix: {exc}") from None
-        budget = self.num_ctx  # no cold store: the logical budget is the hot window
-        if len(toks) > budget:
-            raise self._overflow("prefix", 0, len(toks), budget)
-        enriched = self._enrich_stable(prefix.Manifest, prefix.Text, toks)
-        old_resident = len(self.resident)
-        reuse = 0
-        ok, _ = compatible_runtime(self.manifest, prefix.Manifest)
-        if not ok:
-            self._remove_kv(0, -1)
-            self.resident = []
-            self.prefix_len = 0
-            self.prefix_text = ""
-            self.manifest = pb.ContextManifest()
-        else:
-            reuse = _common_prefix_len(self.resident, toks)
-        if reuse < len(self.resident):
-            self._remove_kv(reuse, -1)
-            del self.resident[reuse:]
-            if self.prefix_len > reuse:
-                self.prefix_len = reuse
-                self.prefix_text = ""
-        try:
-            self._prefill_at(toks[reuse:], reuse, False)
-        except _PrefillFailed as exc:
-            self._remove_kv(reuse, -1)
-            del self.resident[reuse:]
-            if self.prefix_len > reuse:
-                self.prefix_len = reuse
-                self.prefix_text = ""
-            raise self._mark_fatal(f"llamasession prefill prefix failed: {exc}") from None
-        self.resident = list(toks)
-        self.prefix_len = len(toks)
-        self.stable_text = prefix.Text
-        self.prefix_text = prefix.Text
-        self.tools = prefix.Tools
-        self.manifest = enriched
-        self._update_plan()
-        return pb.PrefixStatus(
-            ReusedTokens=reuse,
-            PrefilledTokens=len(toks) - reuse,
-            DroppedTokens=old_resident - reuse,
-            PrefixTokens=len(toks),
-            ResidentTokens=len(self.resident),
-            AvailableTokens=self.num_ctx - len(self.resident),
-            StableByteHash=prefix.Manifest.stable_byte_hash,
-            StableTokenHash=token_hash(toks),
-            ManifestDigest=manifest_digest(prefix.Manifest),
-        )
+        self._check_open()
+        return self._ensure_prefix_open(prefix)
 
     # ------------------------------------------------------------------ PrefillSuffix
 
@@ -749,43 +647,8 @@ class LlamaSession:
         return await self._call(lambda: self._prefill_suffix(suffix))
 
     def _prefill_suffix(self, suffix: pb.SuffixInput) -> pb.SuffixStatus:
-        if self._closed:
-            raise self._closed_err()
-        ok, reason = compatible_runtime(self.manifest, suffix.Manifest)
-        if not ok:
-            raise werr.ManifestMismatch(reason)
-        if (
-            not manifest_is_zero(self.manifest)
-            and not manifest_is_zero(suffix.Manifest)
-            and self.manifest.stable_byte_hash != suffix.Manifest.stable_byte_hash
-        ):
-            raise werr.ManifestMismatch("stable prefix changed between EnsurePrefix and PrefillSuffix")
-        try:
-            stoks = self._tokenize(suffix.Text, self.prefix_len == 0 and self.add_bos)
-        except PlainError as exc:
-            raise PlainError(f"llamasession: tokenize suffix: {exc}") from None
-        if len(self.resident) + len(stoks) > self.num_ctx:
-            # StreamingLLM-only session without manifest token ranges: nothing for the residency
-            # driver to park; the suffix must fit the hot window (llama.go PrefillSuffix).
-            raise self._overflow("suffix", len(self.resident), len(stoks), self.num_ctx)
-        before = len(self.resident)
-        try:
-            self._prefill_at(stoks, before, True)
-        except _PrefillFailed as exc:
-            self._remove_kv(before, -1)
-            raise self._mark_fatal(f"llamasession prefill suffix failed: {exc}") from None
-        self.resident.extend(stoks)
-        self._enrich_volatile(suffix, stoks)
-        diag = self._residency_err
-        self._update_plan()
-        self._residency_err = diag
-        return pb.SuffixStatus(
-            SuffixTokens=len(stoks),
-            PrefixTokens=self.prefix_len,
-            ResidentTokens=len(self.resident),
-            AvailableTokens=self.num_ctx - len(self.resident),
-            ManifestDigest=manifest_digest(self.manifest),
-        )
+        self._check_open()
+        return self._prefill_suffix_open(suffix)
 
     # ------------------------------------------------------------------ Decode
 
@@ -830,14 +693,14 @@ class LlamaSession:
     def _refresh_tail_logits(self) -> None:
         """refreshTailLogitsLocked: re-evaluate the last resident token at its position."""
         if not self.resident:
-            raise self._overflow("decode", 0, 1, self.num_ctx)
+            raise self._overflow("decode", 0, 1)
         last = len(self.resident) - 1
         tok = self.resident[last]
         self._remove_kv(last, -1)
         try:
             self._prefill_at([tok], last, True)
         except _PrefillFailed as exc:
-            raise self._mark_fatal(f"llamasession prefill decode logits failed: {exc}") from None
+            raise self.mark_fatal(f"llamasession prefill decode logits failed: {exc}") from None
 
     def _decode_start(self, cfg: pb.DecodeConfig) -> tuple[Any, int] | Chunk:
         """Decode's set-up, up to the first sample: the sampler and max tokens, or a final chunk."""
@@ -845,7 +708,7 @@ class LlamaSession:
             return Chunk(error=self._closed_err())
         proto = cfg.StructuredOutput.Protocol
         grammar = ""
-        if proto in _STRUCTURED:
+        if proto in LLAMA_STRUCTURED_PROTOCOLS:
             try:
                 from llama_cpp.llama_grammar import (  # type: ignore[import-not-found,import-untyped,unused-ignore]
                     json_schema_to_gbnf,
@@ -858,11 +721,7 @@ class LlamaSession:
                     what = "structured tool-call schema"
                 return Chunk(error=PlainError(f"llamasession: {what}: {exc}"))
         elif proto != "":
-            return Chunk(
-                error=werr.UnsupportedFeature(
-                    f"structured output protocol {go_quote(proto)} is not supported by the llama backend"
-                )
-            )
+            return Chunk(error=llama_structured_unsupported(proto))
         self.decode_calls += 1
         try:
             sampler = self._new_sampler(self._sampling(cfg, grammar))
@@ -876,12 +735,12 @@ class LlamaSession:
                 try:
                     slid = self._slide_for_decode()
                 except PlainError as exc:
-                    raise self._mark_fatal(f"llamasession decode slide: {exc}") from None
+                    raise self.mark_fatal(f"llamasession decode slide: {exc}") from None
                 if not slid:
-                    raise self._overflow("decode", len(self.resident), 1, self.num_ctx)
+                    raise self._overflow("decode", len(self.resident), 1)
             self._refresh_tail_logits()
             if grammar == "":
-                err = _parser_error(cfg)
+                err = llama_parser_error(cfg)
                 if err is not None:
                     raise err
         except werr.ModeldError as exc:
@@ -917,7 +776,7 @@ class LlamaSession:
             tok = int(L.llama_sampler_sample(sampler, ctx, -1))
             used += 1
             if tok < 0:
-                out.append(Chunk(error=self._mark_fatal("llamasession decode sample returned no token")))
+                out.append(Chunk(error=self.mark_fatal("llamasession decode sample returned no token")))
                 return out, used, True
             if model.is_eog(tok):
                 return out, used, True
@@ -925,7 +784,7 @@ class LlamaSession:
                 try:
                     slid = self._slide_for_decode()
                 except (PlainError, werr.SessionFatal) as exc:
-                    out.append(Chunk(error=self._mark_fatal(f"llamasession decode slide: {exc}")))
+                    out.append(Chunk(error=self.mark_fatal(f"llamasession decode slide: {exc}")))
                     return out, used, True
                 if not slid:
                     return out, used, True
@@ -933,7 +792,7 @@ class LlamaSession:
             code = int(L.llama_decode(ctx, batch.b))
             if code != 0:
                 out.append(
-                    Chunk(error=self._mark_fatal(f"llamasession decode token: {_decode_error(code)}"))
+                    Chunk(error=self.mark_fatal(f"llamasession decode token: {_decode_error(code)}"))
                 )
                 return out, used, True
             self.resident.append(tok)
@@ -974,35 +833,7 @@ class LlamaSession:
 
     def explain(self) -> pb.ContextReport:
         with self._mu:
-            rep = pb.ContextReport(
-                ResidentTokens=len(self.resident),
-                PrefixTokens=self.prefix_len,
-                NumCtx=self.num_ctx,
-                HotContextTokens=self.num_ctx,
-                PlannerEffectiveContext=self.planner_ctx,
-                AvailableTokens=self.num_ctx - len(self.resident),
-                StableByteHash=self.manifest.stable_byte_hash,
-                StableTokenHash=self.manifest.stable_token_hash,
-                ManifestDigest=manifest_digest(self.manifest),
-                Closed=self._closed,
-                fatal_error=self._fatal,
-                physical_prefill_calls=self.physical_prefill_calls,
-                physical_prefill_tokens=self.physical_prefill_tokens,
-                decode_calls=self.decode_calls,
-            )
-            rep.Manifest.CopyFrom(self.manifest)
-            if self._plan_budget > 0 or self._residency_err:
-                r = rep.residency
-                r.budget_tokens = self._plan_budget
-                r.capabilities.remove_tail = True
-                r.capabilities.remove_middle = True
-                r.capabilities.position_shift = True
-                if self.sliding_window > 0:
-                    r.capabilities.sparse_attention = True
-                    r.capabilities.sliding_window_attention_tokens = self.sliding_window
-                if self._residency_err:
-                    r.error = self._residency_err
-            return rep
+            return self._context_report()
 
     # ------------------------------------------------------------------ Snapshot / Restore
 
@@ -1016,56 +847,25 @@ class LlamaSession:
         L = model.L
         n = int(L.llama_state_get_size(ctx))
         if n == 0:
-            raise self._mark_fatal("llamasession snapshot: llamacppshim: empty context state")
+            raise self.mark_fatal("llamasession snapshot: llamacppshim: empty context state")
         buf = (ctypes.c_uint8 * n)()
         got = int(L.llama_state_get_data(ctx, buf, n))
         if got != n:
-            raise self._mark_fatal(
+            raise self.mark_fatal(
                 f"llamasession snapshot: llamacppshim: copied {got} context state bytes, want {n}"
             )
-        snap = pb.SessionSnapshot(
-            resident_tokens=len(self.resident),
-            prefix_tokens=self.prefix_len,
-            num_ctx=self.num_ctx,
-            resident_token_ids=self.resident,
-            stable_text=self.stable_text,
-            prefix_text=self.prefix_text,
-            tools=self.tools,
-        )
-        snap.manifest.CopyFrom(self.manifest)
-        return SnapshotResult(snap, bytes(buf))
+        return SnapshotResult(self._snapshot_wire(), bytes(buf))
 
     async def restore(self, snapshot: pb.SessionSnapshot, state: bytes) -> None:
         await self._call(lambda: self._restore(snapshot, state))
 
     def _restore(self, snap: pb.SessionSnapshot, state: bytes) -> None:
         # llama.go Restore, checks in its order
-        if self._closed:
-            raise self._closed_err()
-        if snap.num_ctx > 0 and snap.num_ctx != self.num_ctx:
-            raise werr.ManifestMismatch("snapshot context window changed")
-        if snap.resident_tokens < 0 or snap.prefix_tokens < 0 or snap.prefix_tokens > snap.resident_tokens:
-            raise PlainError(
-                f"llamasession restore invalid snapshot: prefix_tokens={snap.prefix_tokens} "
-                f"resident_tokens={snap.resident_tokens}"
-            )
-        if snap.resident_tokens > self.num_ctx:
-            raise self._overflow("restore", 0, int(snap.resident_tokens), self.num_ctx)
-        if snap.resident_tokens > 0 and len(snap.resident_token_ids) != snap.resident_tokens:
-            raise PlainError(
-                f"llamasession restore invalid snapshot: resident_token_ids={len(snap.resident_token_ids)} "
-                f"resident_tokens={snap.resident_tokens}"
-            )
-        if not manifest_is_zero(self.manifest) and not manifest_is_zero(snap.manifest):
-            ok, reason = compatible_runtime(self.manifest, snap.manifest)
-            if not ok:
-                raise werr.ManifestMismatch(reason)
+        self._check_open()
+        self._check_snapshot(snap)
         if self._ctx is None:
-            raise self._mark_fatal("llamasession restore context is nil")
-        if snap.resident_tokens > 0 and not state:
-            raise PlainError(
-                "llamasession restore invalid snapshot: non-empty resident token set has empty state"
-            )
+            raise self.mark_fatal("llamasession restore context is nil")
+        self._check_state_present(snap, state)
         model, ctx, _ = self._native()
         L = model.L
         L.llama_memory_clear(L.llama_get_memory(ctx), True)
@@ -1073,40 +873,8 @@ class LlamaSession:
             buf = (ctypes.c_uint8 * len(state)).from_buffer_copy(state)
             got = int(L.llama_state_set_data(ctx, buf, len(state)))
             if got != len(state):
-                raise self._mark_fatal(
+                raise self.mark_fatal(
                     f"llamasession restore state: llamacppshim: loaded {got} context state bytes, "
                     f"want {len(state)}"
                 )
-        self.resident = [int(t) for t in snap.resident_token_ids]
-        self.prefix_len = int(snap.prefix_tokens)
-        self.stable_text = snap.stable_text
-        self.prefix_text = snap.prefix_text or snap.stable_text
-        self.tools = snap.tools
-        m = pb.ContextManifest()
-        m.CopyFrom(snap.manifest)
-        self.manifest = m
-        self._update_plan()
-
-
-def _parser_error(cfg: pb.DecodeConfig) -> werr.ModeldError | None:
-    """newChatOutputParser's refusals (the parsers themselves, llama.cpp common chat, are not run:
-    text passes through)."""
-    for p in cfg.ParserProtocols:
-        if p in ("", "llama:common_chat_tool_parser"):
-            continue
-        if p == "llama:common_chat_reasoning_parser":
-            if not cfg.ReasoningFormat:
-                return werr.UnsupportedFeature(
-                    f"reasoning format is required for parser protocol {go_quote(p)}"
-                )
-            continue
-        return werr.UnsupportedFeature(f"parser protocol {go_quote(p)}")
-    return None
-
-
-def _common_prefix_len(a: Sequence[int], b: Sequence[int]) -> int:
-    n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
+        self._adopt_snapshot(snap, [int(t) for t in snap.resident_token_ids])

@@ -39,13 +39,10 @@ from modeld_sim.engines.base import (
     ModelFacts,
     PlainError,
     SnapshotResult,
-    compatible_runtime,
     go_quote,
-    manifest_digest,
-    manifest_is_zero,
-    token_hash,
 )
 from modeld_sim.engines.fake import FakeEngine
+from modeld_sim.engines.sessionstate import DEFAULT_MAX_TOKENS, SessionState
 from modeldconn.wire import errors as werr
 from modeldconn.wire._gen.contenox.transport.v1 import compute_pb2 as pb
 
@@ -54,7 +51,6 @@ if TYPE_CHECKING:
 
 __all__ = ["OpenVINOEngine", "OpenVINOModel", "OpenVINOSession", "build_ir", "openvino_available"]
 
-DEFAULT_MAX_TOKENS: Final = 256
 _DECODE_STEP_TOKENS: Final = 16
 _CONFIG: Final = {"KV_CACHE_PRECISION": "f32", "INFERENCE_PRECISION_HINT": "f32", "NUM_STREAMS": "1"}
 
@@ -323,57 +319,23 @@ class OpenVINOModel:
         await self._session.close()
 
 
-class OpenVINOSession:
-    """The OpenVINO session arithmetic over a real stateful infer request."""
+class OpenVINOSession(SessionState):
+    """The OpenVINO session arithmetic over a real stateful infer request (the books:
+    :class:`SessionState`, with the OpenVINO rules: bare overflows, no residency operations)."""
 
     def __init__(self, engine: OpenVINOEngine, facts: ModelFacts, config: pb.Config, native: _Native) -> None:
+        super().__init__(
+            config, even_window=False, llama_rules=False, add_bos=facts.add_bos and not config.DisableBOS
+        )
         self._engine = engine
         self._facts = facts
         self._native: _Native | None = native
-        num_ctx = int(config.NumCtx) if config.NumCtx > 0 else 8192
-        self.num_ctx = num_ctx
-        planner = int(config.PlannerEffectiveContext) if config.PlannerEffectiveContext > 0 else num_ctx
-        self.planner_ctx = max(planner, num_ctx)
-        self.add_bos = facts.add_bos and not config.DisableBOS
-        self.resident: list[int] = []
-        self.prefix_len = 0
-        self.stable_text = ""
-        self.prefix_text = ""
-        self.tools = ""
-        self.manifest = pb.ContextManifest()
-        self.physical_prefill_calls = 0
-        self.physical_prefill_tokens = 0
-        self.decode_calls = 0
         self._logits: Any = None
-        self._closed = False
-        self._fatal = ""
         self._mu = threading.Lock()
 
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    def _closed_err(self) -> werr.ModeldError:
-        return werr.SessionFatal(self._fatal) if self._fatal else werr.SessionClosed()
-
-    def _close_locked(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
+    def _release_native(self) -> None:
         self._native = None
         self._logits = None
-        self.resident = []
-        self.prefix_len = 0
-        self.planner_ctx = 0
-        self.stable_text = ""
-        self.prefix_text = ""
-        self.manifest = pb.ContextManifest()
-
-    def _mark_fatal(self, cause: str) -> werr.SessionFatal:
-        if not self._fatal:
-            self._fatal = cause
-        self._close_locked()
-        return werr.SessionFatal(cause)
 
     async def close(self) -> None:
         await self._call(self._close_locked)
@@ -387,22 +349,23 @@ class OpenVINOSession:
 
     def _nat(self) -> _Native:
         if self._native is None:
-            raise self._mark_fatal("openvino: session has no native context")
+            raise self.mark_fatal("openvino: session has no native context")
         return self._native
 
     def _prefill(self, toks: Sequence[int], start: int) -> None:
         if not toks:
             return
-        self.physical_prefill_calls += 1
-        self.physical_prefill_tokens += len(toks)
+        self._count_prefill(len(toks))
         try:
             self._logits, _ = self._nat().run(toks, start)
         except werr.ModeldError:
             raise
         except Exception as exc:
-            raise self._mark_fatal(f"openvino prefill: {str(exc).splitlines()[0]}") from None
+            raise self.mark_fatal(f"openvino prefill: {str(exc).splitlines()[0]}") from None
 
-    def _truncate(self, n: int) -> None:
+    # ------------------------------------------------------------------ session hooks (worker, _mu)
+
+    def _drop_kv(self, n: int) -> None:
         if n >= len(self.resident):
             return
         nat = self._nat()
@@ -410,8 +373,35 @@ class OpenVINOSession:
             nat.reset()
         else:
             nat.trim(n)
-        del self.resident[n:]
         self._logits = None  # the logits belonged to a dropped position
+
+    def _tokenize_prefix(self, text: str) -> list[int]:
+        try:
+            return self._nat().tokenize(text, self.add_bos)
+        except PlainError as exc:
+            raise PlainError(f"openvino: tokenize stable prefix: {exc}") from None
+
+    def _tokenize_suffix(self, text: str, add_bos: bool) -> list[int]:
+        try:
+            return self._nat().tokenize(text, add_bos)
+        except PlainError as exc:
+            raise PlainError(f"openvino: tokenize suffix: {exc}") from None
+
+    def _enrich_stable(self, m: pb.ContextManifest, text: str, toks: list[int]) -> pb.ContextManifest:
+        out = self._stable_manifest(m, toks)
+        if out.stable_bytes == 0 and len(out.segments) == 0:
+            out.stable_bytes = len(text.encode("utf-8", errors="surrogatepass"))
+        return out
+
+    def _eval_prefix(self, toks: list[int], reuse: int) -> None:
+        self._prefill(toks[reuse:], reuse)
+
+    def _eval_suffix(self, stoks: list[int]) -> None:
+        self._prefill(stoks, len(self.resident))
+
+    def _fill_residency(self, rep: pb.ContextReport) -> None:
+        if self.resident:
+            rep.residency.budget_tokens = self.num_ctx
 
     # ------------------------------------------------------------------ session calls
 
@@ -419,73 +409,15 @@ class OpenVINOSession:
         return await self._call(lambda: self._ensure_prefix(prefix))
 
     def _ensure_prefix(self, prefix: pb.PrefixInput) -> pb.PrefixStatus:
-        if self._closed:
-            raise self._closed_err()
-        try:
-            toks = self._nat().tokenize(prefix.Text, self.add_bos)
-        except PlainError as exc:
-            raise PlainError(f"openvino: tokenize stable prefix: {exc}") from None
-        if len(toks) > self.num_ctx:
-            raise werr.ContextOverflow()
-        enriched = pb.ContextManifest()
-        enriched.CopyFrom(prefix.Manifest)
-        enriched.stable_token_hash = token_hash(toks)
-        if enriched.stable_bytes == 0 and len(enriched.segments) == 0:
-            enriched.stable_bytes = len(prefix.Text.encode("utf-8", errors="surrogatepass"))
-        old = len(self.resident)
-        ok, _ = compatible_runtime(self.manifest, prefix.Manifest)
-        reuse = _common_prefix_len(self.resident, toks) if ok else 0
-        self._truncate(reuse)
-        self._prefill(toks[reuse:], reuse)
-        self.resident = list(toks)
-        self.prefix_len = len(toks)
-        self.stable_text = prefix.Text
-        self.prefix_text = prefix.Text
-        self.tools = prefix.Tools
-        self.manifest = enriched
-        return pb.PrefixStatus(
-            ReusedTokens=reuse,
-            PrefilledTokens=len(toks) - reuse,
-            DroppedTokens=old - reuse,
-            PrefixTokens=len(toks),
-            ResidentTokens=len(self.resident),
-            AvailableTokens=self.num_ctx - len(self.resident),
-            StableByteHash=prefix.Manifest.stable_byte_hash,
-            StableTokenHash=token_hash(toks),
-            ManifestDigest=manifest_digest(prefix.Manifest),
-        )
+        self._check_open()
+        return self._ensure_prefix_open(prefix)
 
     async def prefill_suffix(self, suffix: pb.SuffixInput) -> pb.SuffixStatus:
         return await self._call(lambda: self._prefill_suffix(suffix))
 
     def _prefill_suffix(self, suffix: pb.SuffixInput) -> pb.SuffixStatus:
-        if self._closed:
-            raise self._closed_err()
-        ok, reason = compatible_runtime(self.manifest, suffix.Manifest)
-        if not ok:
-            raise werr.ManifestMismatch(reason)
-        if (
-            not manifest_is_zero(self.manifest)
-            and not manifest_is_zero(suffix.Manifest)
-            and self.manifest.stable_byte_hash != suffix.Manifest.stable_byte_hash
-        ):
-            raise werr.ManifestMismatch("stable prefix changed between EnsurePrefix and PrefillSuffix")
-        try:
-            stoks = self._nat().tokenize(suffix.Text, self.prefix_len == 0 and self.add_bos)
-        except PlainError as exc:
-            raise PlainError(f"openvino: tokenize suffix: {exc}") from None
-        if len(self.resident) + len(stoks) > self.num_ctx:
-            raise werr.ContextOverflow()
-        self._prefill(stoks, len(self.resident))
-        self.resident.extend(stoks)
-        self.manifest.volatile_token_hash = token_hash(stoks)
-        return pb.SuffixStatus(
-            SuffixTokens=len(stoks),
-            PrefixTokens=self.prefix_len,
-            ResidentTokens=len(self.resident),
-            AvailableTokens=self.num_ctx - len(self.resident),
-            ManifestDigest=manifest_digest(self.manifest),
-        )
+        self._check_open()
+        return self._prefill_suffix_open(suffix)
 
     # ------------------------------------------------------------------ decode
 
@@ -568,7 +500,7 @@ class OpenVINOSession:
             try:
                 self._logits, _ = nat.run([tok], len(self.resident))
             except Exception as exc:
-                out.append(Chunk(error=self._mark_fatal(f"openvino decode: {str(exc).splitlines()[0]}")))
+                out.append(Chunk(error=self.mark_fatal(f"openvino decode: {str(exc).splitlines()[0]}")))
                 return out, used, True
             self.resident.append(tok)
             text = nat.piece(tok).decode("utf-8", errors="replace")
@@ -603,42 +535,12 @@ class OpenVINOSession:
 
     def explain(self) -> pb.ContextReport:
         with self._mu:
-            rep = pb.ContextReport(
-                ResidentTokens=len(self.resident),
-                PrefixTokens=self.prefix_len,
-                NumCtx=self.num_ctx,
-                HotContextTokens=self.num_ctx,
-                PlannerEffectiveContext=self.planner_ctx,
-                AvailableTokens=self.num_ctx - len(self.resident),
-                StableByteHash=self.manifest.stable_byte_hash,
-                StableTokenHash=self.manifest.stable_token_hash,
-                ManifestDigest=manifest_digest(self.manifest),
-                Closed=self._closed,
-                fatal_error=self._fatal,
-                physical_prefill_calls=self.physical_prefill_calls,
-                physical_prefill_tokens=self.physical_prefill_tokens,
-                decode_calls=self.decode_calls,
-            )
-            rep.Manifest.CopyFrom(self.manifest)
-            if self.resident:
-                rep.residency.budget_tokens = self.num_ctx
-            return rep
+            return self._context_report()
 
     async def snapshot(self) -> SnapshotResult:
         def run() -> SnapshotResult:
-            if self._closed:
-                raise self._closed_err()
-            snap = pb.SessionSnapshot(
-                resident_tokens=len(self.resident),
-                prefix_tokens=self.prefix_len,
-                num_ctx=self.num_ctx,
-                resident_token_ids=self.resident,
-                stable_text=self.stable_text,
-                prefix_text=self.prefix_text,
-                tools=self.tools,
-            )
-            snap.manifest.CopyFrom(self.manifest)
-            return SnapshotResult(snap, b"")  # no native state: Restore re-prefills
+            self._check_open()
+            return SnapshotResult(self._snapshot_wire(), b"")  # no native state: Restore re-prefills
 
         return await self._call(run)
 
@@ -646,19 +548,9 @@ class OpenVINOSession:
         await self._call(lambda: self._restore(snapshot))
 
     def _restore(self, snap: pb.SessionSnapshot) -> None:
-        # session.go Restore, checks in its order
-        if self._closed:
-            raise self._closed_err()
-        if snap.num_ctx > 0 and self.num_ctx > 0 and snap.num_ctx != self.num_ctx:
-            raise werr.ManifestMismatch("snapshot context window changed")
-        if snap.resident_tokens < 0 or snap.prefix_tokens < 0 or snap.prefix_tokens > snap.resident_tokens:
-            raise werr.ContextOverflow()
-        if self.num_ctx > 0 and snap.resident_tokens > self.num_ctx:
-            raise werr.ContextOverflow()
-        if not manifest_is_zero(self.manifest) and not manifest_is_zero(snap.manifest):
-            ok, reason = compatible_runtime(self.manifest, snap.manifest)
-            if not ok:
-                raise werr.ManifestMismatch(reason)
+        # session.go Restore, checks in its order (num_ctx is never 0 here)
+        self._check_open()
+        self._check_snapshot(snap, token_ids_required=False)
         prefix_text = snap.prefix_text or snap.stable_text
         if snap.stable_text and not prefix_text.startswith(snap.stable_text):
             raise werr.ManifestMismatch("snapshot prefix text does not contain stable text")
@@ -671,22 +563,7 @@ class OpenVINOSession:
             raise werr.ManifestMismatch("snapshot resident token ids do not match resident token count")
         self._truncate(0)
         self._prefill(resident, 0)
-        self.resident = resident
-        self.prefix_len = int(snap.prefix_tokens)
-        self.stable_text = snap.stable_text
-        self.prefix_text = prefix_text
-        self.tools = snap.tools
-        m = pb.ContextManifest()
-        m.CopyFrom(snap.manifest)
-        self.manifest = m
-
-
-def _common_prefix_len(a: Sequence[int], b: Sequence[int]) -> int:
-    n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
+        self._adopt_snapshot(snap, resident)
 
 
 with contextlib.suppress(Exception):  # keep OpenVINO's telemetry quiet in tests and CI

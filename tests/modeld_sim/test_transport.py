@@ -481,3 +481,21 @@ def test_fuzz_server_survives_garbage(mode: str, garbage: list[bytes]) -> None:
                 assert (r.code, r.messages) == (0, [b"{}"])
 
     asyncio.run(run())
+
+
+async def test_listening_before_serving_queues_early_dialers() -> None:
+    """`start(serve=False)` is Go's net.Listen before Serve: a client dialing in between is not
+    refused (the TCP handshake completes from the backlog); calls are answered once serving begins."""
+    rec = Recorder()
+    server = GrpcServer(make_services(rec))
+    await server.start(serve=False)
+    try:
+        _, early = await asyncio.open_connection("127.0.0.1", server.port)  # refused if not listening
+        await server.begin_serving()
+        c = RawGrpcClient("127.0.0.1", server.port)
+        r = await c.call(p("Echo"), [b"{}"], timeout=5)
+        assert (r.code, r.messages) == (0, [b"{}"])
+        await c.aclose()
+        early.close()
+    finally:
+        await server.close(grace=0)

@@ -397,7 +397,7 @@ def test_lease_ttl_must_be_positive(lease_fs: LeaseFS) -> None:
 def test_lease_handle_is_safe_for_concurrent_use(tmp_path: Path) -> None:
     # threads on the real filesystem only (pyfakefs makes no thread-safety promise)
     p = lease.lease_path(tmp_path)
-    h = lease.acquire(p, 300 * MS)
+    h = lease.acquire(p, 5000 * MS)  # long enough that a slow machine never loses it mid-test
     stop = threading.Event()
     errors: list[BaseException] = []
 
@@ -415,6 +415,7 @@ def test_lease_handle_is_safe_for_concurrent_use(tmp_path: Path) -> None:
     def reader() -> None:
         while not stop.is_set():
             _ = (h.expired(), h.record, h.instance_id)
+            time.sleep(0)  # yield the GIL: the point is interleaving, not starving the renewer
 
     threads = [
         threading.Thread(target=renewer),
@@ -423,12 +424,14 @@ def test_lease_handle_is_safe_for_concurrent_use(tmp_path: Path) -> None:
     ]
     for t in threads:
         t.start()
-    for _ in range(20):  # let the renewer and the readers race through 20 renewals
-        assert renewed.acquire(timeout=5)
-    h.release()
-    stop.set()
-    for t in threads:
-        t.join()
+    try:
+        for _ in range(5):  # let the renewer and the readers race through a few renewals
+            assert renewed.acquire(timeout=10), errors
+        h.release()
+    finally:
+        stop.set()  # never leave spinning threads behind, whatever failed
+        for t in threads:
+            t.join()
     assert not os.path.exists(p)
     assert all(isinstance(e, LeaseNotFound) for e in errors)  # renew after release: read error
 
