@@ -136,11 +136,12 @@ async def run(kind: str, rounds: int, tokens: int) -> None:
         model = make_model(kind, tmp)
         p = await bench_prefix(kind, model, rounds)
         print(f"{kind}: EnsurePrefix 200 tokens: cold {p['cold_ms']:.2f} ms, warm (10 changed) "
-              f"{p['warm_ms']:.2f} ms, cold/warm {p['ratio']:.1f}x")
+              f"{p['warm_ms']:.2f} ms, warm/cold {p['warm_ms'] / p['cold_ms']:.2f} (goal <= 0.1; on a "
+              "tiny model the per-call cost dominates)")
         direct = await bench_decode_direct(kind, model, tokens, max(rounds // 3, 3))
         daemon = await bench_decode_daemon(kind, model, tokens, max(rounds // 3, 3), tmp)
         print(f"{kind}: Decode greedy: direct {direct:.0f} tok/s, through the daemon {daemon:.0f} tok/s, "
-              f"daemon/direct {daemon / direct:.2f}")
+              f"daemon/direct {daemon / direct:.2f} (goal >= 0.85)")
 
 
 def main() -> int:
