@@ -5,7 +5,7 @@ llama-cpp-python ships only an sdist: compiling llama.cpp takes about 8 minutes 
 wheel is built once with portable flags (``GGML_NATIVE=OFF``: no host-specific CPU features, so a
 cached wheel moves between machines of the same kind) and kept under
 
-    ${MODELD_WHEEL_CACHE:-~/.cache/modeld-contract/wheels}/llama-cpp-python-<version>-<flags key>/
+    ${MODELD_WHEEL_CACHE:-${XDG_CACHE_HOME:-~/.cache}/modeld-contract/wheels}/llama-cpp-python-<version>-<flags key>/
 
 keyed by version and CMake flags. Later runs find it there and take a second.
 
@@ -35,10 +35,9 @@ CMAKE_ARGS = "-DGGML_NATIVE=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=O
 
 
 def cache_root() -> str:
-    root = os.environ.get("MODELD_WHEEL_CACHE") or os.path.join(
-        os.path.expanduser("~"), ".cache", "modeld-contract", "wheels"
-    )
-    return root
+    # the same cache home as the real-daemon builds (contract_tests/real/build.py): $XDG_CACHE_HOME
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.environ.get("MODELD_WHEEL_CACHE") or os.path.join(base, "modeld-contract", "wheels")
 
 
 def cache_dir(version: str = VERSION, cmake_args: str = CMAKE_ARGS) -> str:
