@@ -5,7 +5,8 @@ llama-cpp-python ships only an sdist: compiling llama.cpp takes about 8 minutes 
 wheel is built once with portable flags (``GGML_NATIVE=OFF``: no host-specific CPU features, so a
 cached wheel moves between machines of the same kind) and kept under
 
-    ${MODELD_WHEEL_CACHE:-${XDG_CACHE_HOME:-~/.cache}/modeld-contract/wheels}/llama-cpp-python-<version>-<flags key>/
+    ${MODELD_WHEEL_CACHE:-${XDG_CACHE_HOME:-~/.cache}/modeld-contract/wheels}/
+        llama-cpp-python-<version>-<flags key>/
 
 keyed by version and CMake flags. Later runs find it there and take a second.
 
