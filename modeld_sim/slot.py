@@ -243,19 +243,13 @@ class Slot:
         except TimeoutError:
             raise werr.DeadlineExceeded() from None
 
-    def _identity(
-        self,
-        owner: str,
-        name: str,
-        typ: str,
-        digest: str,
-        path: str,
-        config: pb.Config,
-        adapters: list[pb.AdapterSpec] | tuple[pb.AdapterSpec, ...],
-    ) -> _Identity:
-        self._check_fence(owner)
-        resolved = self.store.resolve_path(path, name, typ, digest)
-        return _Identity(name, typ, digest, resolved, _copy_config(config), tuple(adapters))
+    def _identity(self, req: pb.LoadModelReq | pb.OpenSessionReq | pb.EmbedReq) -> _Identity:
+        """Body-owner fence, then model resolution (both before the lock, as slot/service.go does);
+        Embed carries no adapters, so its identity has none."""
+        self._check_fence(req.owner_instance_id)
+        resolved = self.store.resolve_path(req.path, req.model_name, req.type, req.digest)
+        adapters = tuple(req.adapters) if not isinstance(req, pb.EmbedReq) else ()
+        return _Identity(req.model_name, req.type, req.digest, resolved, _copy_config(req.config), adapters)
 
     def _check_type(self, typ: str) -> None:
         # modeld/llama/service.go, modeld/openvino/service.go: foreign types are a backend mismatch.
@@ -353,15 +347,7 @@ class Slot:
     async def load_model(self, req: pb.LoadModelReq, *, deadline: float | None = None) -> pb.ActiveModel:
         """slot.LoadModel. The gRPC layer substitutes an empty body owner before calling."""
         self._ctx_err(deadline)
-        ident = self._identity(
-            req.owner_instance_id,
-            req.model_name,
-            req.type,
-            req.digest,
-            req.path,
-            req.config,
-            list(req.adapters),
-        )
+        ident = self._identity(req)
         await self._lock(deadline)
         try:
             self._ctx_err(deadline)
@@ -430,15 +416,7 @@ class Slot:
         """slot.OpenSession: the returned session is bound to ``.generation``; the server mints
         ``<instanceID>/<generation>/<seq>`` from it."""
         self._ctx_err(deadline)
-        ident = self._identity(
-            req.owner_instance_id,
-            req.model_name,
-            req.type,
-            req.digest,
-            req.path,
-            req.config,
-            list(req.adapters),
-        )
+        ident = self._identity(req)
         await self._lock(deadline)
         try:
             self._ctx_err(deadline)
@@ -470,15 +448,7 @@ class Slot:
     async def describe(self, req: pb.OpenSessionReq, *, deadline: float | None = None) -> pb.DescribeResp:
         """slot.Describe: no lock, side-effect free."""
         self._ctx_err(deadline)
-        ident = self._identity(
-            req.owner_instance_id,
-            req.model_name,
-            req.type,
-            req.digest,
-            req.path,
-            req.config,
-            list(req.adapters),
-        )
+        ident = self._identity(req)
         reclaimable = 0
         act = self._active
         if act is not None:
@@ -494,9 +464,7 @@ class Slot:
     async def embed(self, req: pb.EmbedReq, *, deadline: float | None = None) -> pb.EmbedResp:
         """slot.Embed: takes the lock; evicts an idle implicit model first."""
         self._ctx_err(deadline)
-        ident = self._identity(
-            req.owner_instance_id, req.model_name, req.type, req.digest, req.path, req.config, ()
-        )
+        ident = self._identity(req)
         await self._lock(deadline)
         try:
             self._ctx_err(deadline)
