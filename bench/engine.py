@@ -27,8 +27,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "engines"))
 
 from _engines_support import ServeProcess  # noqa: E402
+from modeld_contract.h2client import RawGrpcClient  # noqa: E402
 
-from contract_tests.h2client import RawGrpcClient  # noqa: E402
 from modeld_sim.makemodel import ModelShape, make_llama_gguf, make_openvino_dir  # noqa: E402
 from modeldconn.wire._gen.contenox.transport.v1 import compute_pb2 as pb  # noqa: E402
 
@@ -49,8 +49,9 @@ def make_model(kind: str, d: Path) -> str:
     shape = ModelShape(context_length=CTX)
     if kind == "llama":
         return make_llama_gguf(str(d / "tiny.gguf"), seed=1, shape=shape)
-    return make_openvino_dir(str(d / "tiny-ov"), seed=1, shape=ModelShape(context_length=CTX,
-                                                                         name="tiny-random-openvino"))
+    return make_openvino_dir(
+        str(d / "tiny-ov"), seed=1, shape=ModelShape(context_length=CTX, name="tiny-random-openvino")
+    )
 
 
 def prefix_texts(n_tokens: int = 200, change: int = 10) -> tuple[str, str, str]:
@@ -108,19 +109,30 @@ async def bench_decode_daemon(kind: str, model: str, tokens: int, rounds: int, t
         base = "/contenox.transport.v1.Compute/"
 
         async def call(method: str, body: dict[str, Any]) -> Any:
-            r = await c.call(base + method, [json.dumps(body).encode()], metadata=md, connection="b",
-                             timeout=120)
+            r = await c.call(
+                base + method, [json.dumps(body).encode()], metadata=md, connection="b", timeout=120
+            )
             if r.code != 0:
                 raise RuntimeError(f"{method}: {r.code} {r.message}")
             return r
 
-        r = await call("OpenSession", {"owner_instance_id": iid, "model_name": "tiny", "type": kind,
-                                        "path": model, "config": {"NumCtx": CTX}})
+        r = await call(
+            "OpenSession",
+            {
+                "owner_instance_id": iid,
+                "model_name": "tiny",
+                "type": kind,
+                "path": model,
+                "config": {"NumCtx": CTX},
+            },
+        )
         handle = json.loads(r.messages[0])["handle"]
         rates = []
         for _ in range(rounds):
-            await call("EnsurePrefix", {"handle": handle,
-                                        "prefix": {"Text": "hello there", "Manifest": {"backend": kind}}})
+            await call(
+                "EnsurePrefix",
+                {"handle": handle, "prefix": {"Text": "hello there", "Manifest": {"backend": kind}}},
+            )
             t0 = time.perf_counter()
             r = await call("Decode", {"handle": handle, "config": {"MaxTokens": tokens, "Temperature": 0}})
             rates.append(len(r.messages) / (time.perf_counter() - t0))
@@ -135,13 +147,17 @@ async def run(kind: str, rounds: int, tokens: int) -> None:
         tmp = Path(d)
         model = make_model(kind, tmp)
         p = await bench_prefix(kind, model, rounds)
-        print(f"{kind}: EnsurePrefix 200 tokens: cold {p['cold_ms']:.2f} ms, warm (10 changed) "
-              f"{p['warm_ms']:.2f} ms, warm/cold {p['warm_ms'] / p['cold_ms']:.2f} (goal <= 0.1; on a "
-              "tiny model the per-call cost dominates)")
+        print(
+            f"{kind}: EnsurePrefix 200 tokens: cold {p['cold_ms']:.2f} ms, warm (10 changed) "
+            f"{p['warm_ms']:.2f} ms, warm/cold {p['warm_ms'] / p['cold_ms']:.2f} (goal <= 0.1; on a "
+            "tiny model the per-call cost dominates)"
+        )
         direct = await bench_decode_direct(kind, model, tokens, max(rounds // 3, 3))
         daemon = await bench_decode_daemon(kind, model, tokens, max(rounds // 3, 3), tmp)
-        print(f"{kind}: Decode greedy: direct {direct:.0f} tok/s, through the daemon {daemon:.0f} tok/s, "
-              f"daemon/direct {daemon / direct:.2f} (goal >= 0.85)")
+        print(
+            f"{kind}: Decode greedy: direct {direct:.0f} tok/s, through the daemon {daemon:.0f} tok/s, "
+            f"daemon/direct {daemon / direct:.2f} (goal >= 0.85)"
+        )
 
 
 def main() -> int:
@@ -150,7 +166,7 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=30)
     ap.add_argument("--tokens", type=int, default=200)
     a = ap.parse_args()
-    for kind in (("llama", "openvino") if a.engine == "both" else (a.engine,)):
+    for kind in ("llama", "openvino") if a.engine == "both" else (a.engine,):
         try:
             asyncio.run(run(kind, a.rounds, a.tokens))
         except ImportError as exc:

@@ -10,9 +10,9 @@ Figures printed side by side, never asserted (goal: the simulator within 1.5x of
 3. Start-to-healthy: process spawn → the lease names the process → Health answers OK (median).
 
 Both daemons are subprocesses on their own fresh data roots: ``modeld serve`` (built and cached by
-``contract_tests.real.build``) and ``modeld-sim serve`` with the same backend (``--engine llama`` for llama:
+``modeld_contract.real.build``) and ``modeld-sim serve`` with the same backend (``--engine llama`` for llama:
 the real llama.cpp engine on the same GGUF, the corpus's ``tiny-llama-ctx256.gguf``). One raw h2 client
-(``contract_tests.h2client.RawGrpcClient``) sends byte-identical requests to both; rounds alternate between
+(``modeld_contract.h2client.RawGrpcClient``) sends byte-identical requests to both; rounds alternate between
 the two daemons in blocks of 100 so that drift of the machine hits both alike.
 """
 
@@ -34,9 +34,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from contract_tests.corpus import prepare_model  # noqa: E402
-from contract_tests.h2client import RawGrpcClient  # noqa: E402
-from contract_tests.real import RealDaemon, build  # noqa: E402
+from modeld_contract.corpus import prepare_model  # noqa: E402
+from modeld_contract.h2client import RawGrpcClient  # noqa: E402
+from modeld_contract.real import RealDaemon, build  # noqa: E402
 
 SVC = "/contenox.transport.v1.Compute/"
 FENCE = "x-contenox-owner-instance"

@@ -65,8 +65,9 @@ class _Unary:
         self.md = {FENCE_HEADER: iid} if iid else None
 
     async def __call__(self, method: str, req: Any, resp_cls: Any) -> Any:
-        async with self.ch.request(SVC + method, Cardinality.UNARY_UNARY, type(req), resp_cls,
-                                   metadata=self.md) as stream:
+        async with self.ch.request(
+            SVC + method, Cardinality.UNARY_UNARY, type(req), resp_cls, metadata=self.md
+        ) as stream:
             await stream.send_message(req, end=True)
             out = await stream.recv_message()
             await stream.recv_trailing_metadata()
@@ -74,8 +75,9 @@ class _Unary:
 
     async def decode(self, req: pb.DecodeReq) -> int:
         n = 0
-        async with self.ch.request(SVC + "Decode", Cardinality.UNARY_STREAM, pb.DecodeReq, pb.WireChunk,
-                                   metadata=self.md) as stream:
+        async with self.ch.request(
+            SVC + "Decode", Cardinality.UNARY_STREAM, pb.DecodeReq, pb.WireChunk, metadata=self.md
+        ) as stream:
             await stream.send_message(req, end=True)
             async for _ in stream:
                 n += 1
@@ -141,10 +143,14 @@ async def round_trips(tmp: Path, rounds: int) -> None:
     bare.close()
     await bare.wait_closed()
     print("1. round trip (grpclib client, same payloads, sequential)")
-    print(f"   Health        simulator {sim_health * 1e6:8.1f} us   bare grpclib {bare_health * 1e6:8.1f} us"
-          f"   ratio {sim_health / bare_health:.2f}  (goal <= 1.3)")
-    print(f"   EnsurePrefix  simulator {sim_ensure * 1e6:8.1f} us   bare grpclib {bare_ensure * 1e6:8.1f} us"
-          f"   ratio {sim_ensure / bare_ensure:.2f}  (goal <= 1.3)")
+    print(
+        f"   Health        simulator {sim_health * 1e6:8.1f} us   bare grpclib {bare_health * 1e6:8.1f} us"
+        f"   ratio {sim_health / bare_health:.2f}  (goal <= 1.3)"
+    )
+    print(
+        f"   EnsurePrefix  simulator {sim_ensure * 1e6:8.1f} us   bare grpclib {bare_ensure * 1e6:8.1f} us"
+        f"   ratio {sim_ensure / bare_ensure:.2f}  (goal <= 1.3)"
+    )
 
 
 async def concurrency(tmp: Path, seconds: float, clients: int = 64) -> None:
@@ -170,10 +176,16 @@ async def concurrency(tmp: Path, seconds: float, clients: int = 64) -> None:
             call = _Unary(ch, sim.instance_id)
             handle = (await call("OpenSession", _open_req(model, sim.instance_id), pb.OpenSessionResp)).handle
             while time.monotonic() < stop:
-                await call("EnsurePrefix", pb.EnsurePrefixReq(handle=handle, prefix=pb.PrefixInput(
-                    Text=PREFIX_TEXT)), pb.PrefixStatus)
-                await call("PrefillSuffix", pb.PrefillSuffixReq(handle=handle, suffix=pb.SuffixInput(
-                    Text=" and again")), pb.SuffixStatus)
+                await call(
+                    "EnsurePrefix",
+                    pb.EnsurePrefixReq(handle=handle, prefix=pb.PrefixInput(Text=PREFIX_TEXT)),
+                    pb.PrefixStatus,
+                )
+                await call(
+                    "PrefillSuffix",
+                    pb.PrefillSuffixReq(handle=handle, suffix=pb.SuffixInput(Text=" and again")),
+                    pb.SuffixStatus,
+                )
                 await call.decode(pb.DecodeReq(handle=handle, config=pb.DecodeConfig(MaxTokens=8)))
                 counts[i] += 3
             ch.close()
@@ -201,8 +213,9 @@ async def many_simulators(tmp: Path, n: int) -> None:
             host, _, port = sim.endpoint.rpartition(":")
             ch = Channel(host, int(port), codec=JSONCodec())
             channels.append(ch)
-            await _Unary(ch, sim.instance_id)("OpenSession", _open_req(model, sim.instance_id),
-                                               pb.OpenSessionResp)
+            await _Unary(ch, sim.instance_id)(
+                "OpenSession", _open_req(model, sim.instance_id), pb.OpenSessionResp
+            )
         grown = _rss_mb() - base
     finally:
         for ch in channels:
@@ -218,9 +231,12 @@ def start_to_healthy(tmp: Path, runs: int = 5) -> None:
     for r in range(runs):
         root = tmp / f"start{r}"
         t0 = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-m", "modeld_sim.cli", "serve", "--data-root", str(root),
-                                 "--backend", "llama"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                cwd=ROOT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "modeld_sim.cli", "serve", "--data-root", str(root), "--backend", "llama"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            cwd=ROOT,
+        )
         try:
             endpoint = ""
             while not endpoint:
@@ -248,9 +264,7 @@ def start_to_healthy(tmp: Path, runs: int = 5) -> None:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--sims", type=int, default=100)
     ap.add_argument("--rounds", type=int, default=2000)

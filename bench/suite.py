@@ -1,7 +1,7 @@
 """Wall time of the contract suite in the default (dev) profile against the reference connector.
 
     python bench/suite.py [extra pytest args]
-    python bench/suite.py --modeld-connector='exec:python -m contract_tests.drivers.modeldconn'
+    python bench/suite.py --modeld-connector='exec:python -m modeld_contract.drivers.modeldconn'
 
 Prints the wall time and the clause counts; the goal is <= 60 s on 2 cores.
 """
@@ -26,7 +26,7 @@ def main(argv: list[str]) -> int:
             "-m",
             "pytest",
             "--pyargs",
-            "contract_tests",
+            "modeld_contract",
             "-p",
             "modeld",
             "-q",

@@ -2,7 +2,7 @@
 
 The corpus (``tests/corpus/``, format in its README) is what the real modeld v0.36.0 answered to a
 fixed list of requests. Replaying it against the simulator is the cheapest fidelity check we have;
-the recorder (``contract_tests.real``) writes new recordings in the same form, so the request
+the recorder (``modeld_contract.real``) writes new recordings in the same form, so the request
 filling and the reply normalisation live here, once, for both.
 
 Nothing here decodes a reply with our codec: reply bodies are read with Python's JSON parser keeping
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from contract_tests.h2client import DEFAULT, RawGrpcClient, RawReply
+from modeld_contract.h2client import DEFAULT, RawGrpcClient, RawReply
 
 SERVICE_PATH = "/contenox.transport.v1.Compute/"
 JSON_CONTENT_TYPE = "application/grpc+contenoxtransportjson"

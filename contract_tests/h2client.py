@@ -50,10 +50,10 @@ def parse_messages(data: bytes) -> tuple[list[bytes], bytes]:
     out: list[bytes] = []
     i, n = 0, len(data)
     while n - i >= 5:
-        length = int.from_bytes(data[i + 1:i + 5], "big")
+        length = int.from_bytes(data[i + 1 : i + 5], "big")
         if n - i - 5 < length:
             break
-        out.append(data[i + 5:i + 5 + length])
+        out.append(data[i + 5 : i + 5 + length])
         i += 5 + length
     return out, data[i:]
 
@@ -69,7 +69,7 @@ def _decode_grpc_message(msg: str) -> str:
     while i < n:
         b = raw[i]
         if b == 0x25 and i + 2 < n and raw[i + 1] in hexd and raw[i + 2] in hexd:
-            out.append(int(raw[i + 1:i + 3], 16))
+            out.append(int(raw[i + 1 : i + 3], 16))
             i += 3
             continue
         out.append(b)
@@ -301,8 +301,9 @@ class RawGrpcClient:
         ``content_type``: ``DEFAULT`` (the JSON codec), a string, or ``None`` (no header)."""
         conn = await (self.connection(connection) if connection else self._open())
         try:
-            return await self._call(conn, path, payloads, content_type, metadata, timeout, raw_data, method,
-                                    authority)
+            return await self._call(
+                conn, path, payloads, content_type, metadata, timeout, raw_data, method, authority
+            )
         finally:
             if connection is None:
                 await self._close(conn)
@@ -340,8 +341,10 @@ class RawGrpcClient:
         try:
             async with asyncio.timeout(timeout):
                 if not ends_on_headers:
-                    body = raw_data if raw_data is not None else b"".join(
-                        frame_message(p) for p in payloads or ()
+                    body = (
+                        raw_data
+                        if raw_data is not None
+                        else b"".join(frame_message(p) for p in payloads or ())
                     )
                     await conn.send_all(sid, st, body, True)
                 await asyncio.shield(st.done)

@@ -4,11 +4,12 @@ Registered for every pytest run once the package is installed, so it stays inert
 the contract suite are collected: fixtures are lazy, and the report hooks act only on tests that
 carry the ``clause`` marker.
 
-Run the suite: ``python -m pytest --pyargs contract_tests -p modeld [--modeld-report=report.md]``.
+Run the suite: ``python -m pytest --pyargs modeld_contract -p modeld [--modeld-report=report.md]``.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import time
 from collections.abc import Iterator
@@ -17,8 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from modeld_contract.report import Report
 
-from contract_tests.report import Report
+# The suite's folder and import name: its modules are imported under this name however they were
+# collected (``--pyargs modeld_contract``, a path, or ``--pyargs contract_tests`` inside this
+# repository), so they never take the folder's name ``contract_tests``, which a provider repository
+# may well use for its own package.
+SUITE_DIR = Path(__file__).resolve().parent
+SUITE_PACKAGE = __name__.rpartition(".")[0]
 
 REPORT_KEY = pytest.StashKey[Report]()
 OPTIONS_KEY = pytest.StashKey["ModeldOptions"]()
@@ -139,6 +146,43 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[REPORT_KEY] = Report(opts.connector, opts.target, opts.profile)
 
 
+def _suite_module_name(path: Path) -> str | None:
+    try:
+        rel = path.resolve().relative_to(SUITE_DIR)
+    except ValueError:
+        return None
+    parts = list(rel.parts)
+    if parts and parts[-1].endswith(".py"):
+        parts[-1] = parts[-1][: -len(".py")]
+    return ".".join([SUITE_PACKAGE, *parts])
+
+
+class SuiteModule(pytest.Module):
+    """A clause module, imported by its name inside the suite package rather than by pytest's
+    folder-derived name (which would be ``contract_tests.…`` for an editable install)."""
+
+    def _getobj(self) -> Any:
+        name = _suite_module_name(self.path)
+        assert name is not None
+        return importlib.import_module(name)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collect_directory(path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    # A plain directory, not a pytest Package: a Package imports ``__init__.py`` by its folder name.
+    if _suite_module_name(path) is not None and (path / "__init__.py").is_file():
+        return pytest.Dir.from_parent(parent, path=path)
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pycollect_makemodule(module_path: Path, parent: pytest.Collector) -> pytest.Module | None:
+    if _suite_module_name(module_path) is None:
+        return None
+    mod: pytest.Module = SuiteModule.from_parent(parent, path=module_path)
+    return mod
+
+
 def _clause_of(item: pytest.Item) -> tuple[str, str] | None:
     m = item.get_closest_marker("clause")
     if m is None or not m.args:
@@ -170,7 +214,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.skip(reason=opts.fake_engine_skip_reason))
         # [real-targets] real:none|real:llama: the build's reason, or no engine (real/target.py)
         if opts.target.startswith("real:"):
-            from contract_tests.real.target import collection_skips
+            from modeld_contract.real.target import collection_skips
 
             collection_skips(config, opts.target, item, c[0])
 
@@ -274,7 +318,7 @@ def modeld_options(pytestconfig: pytest.Config) -> ModeldOptions:
 
 @pytest.fixture(scope="session")
 def modeld_connector_factory(modeld_options: ModeldOptions) -> Iterator[Any]:
-    from contract_tests.connectors.loader import ConnectorUnavailable, make_factory
+    from modeld_contract.connectors.loader import ConnectorUnavailable, make_factory
 
     try:
         factory = make_factory(modeld_options.connector)
@@ -311,7 +355,7 @@ def modeld_target(
     request: pytest.FixtureRequest, modeld_options: ModeldOptions, tmp_path: Path
 ) -> Iterator[Any]:
     """The target of ``--modeld-target``, started for this test (an external daemon is only found)."""
-    from contract_tests.targets import ExternalTarget, SimTarget, SubprocessSimTarget, parse_model_option
+    from modeld_contract.targets import ExternalTarget, SimTarget, SubprocessSimTarget, parse_model_option
 
     kind = modeld_options.target
     target: Any
@@ -326,7 +370,7 @@ def modeld_target(
         target = ExternalTarget(kind[len("lease:") :], model)
     elif kind.startswith("real:"):
         # [real-targets] a fresh real modeld per clause (contract_tests/real/target.py)
-        from contract_tests.real.target import make_real_target
+        from modeld_contract.real.target import make_real_target
 
         target = make_real_target(request.config, kind, modeld_options.model, tmp_path / "root")
     else:
@@ -339,7 +383,7 @@ def modeld_target(
 def modeld_sim(modeld_options: ModeldOptions, tmp_path: Path) -> Iterator[Any]:
     """The in-process simulator (scriptable: restart, takeover, faults). Clauses using it carry
     ``needs_scripting``."""
-    from contract_tests.targets import SimTarget
+    from modeld_contract.targets import SimTarget
 
     if not modeld_options.scriptable:
         pytest.skip(f"needs the in-process simulator; target is {modeld_options.target}")
@@ -353,7 +397,7 @@ def modeld_cluster(modeld_options: ModeldOptions, tmp_path: Path) -> Iterator[An
     """Nodes sharing one data root, for failover: ``cluster.owner`` serves; ``cluster.takeover()``
     lets its lease lapse (the owner keeps serving, as a wedged or partitioned daemon would) and starts
     a new owner on the same root; ``cluster.restart()`` stops it cleanly and starts a new one."""
-    from contract_tests.targets import Cluster
+    from modeld_contract.targets import Cluster
 
     if not modeld_options.scriptable:
         pytest.skip(f"needs the in-process simulator; target is {modeld_options.target}")

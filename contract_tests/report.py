@@ -63,7 +63,7 @@ class Report:
     def reproduce(self, r: ClauseResult) -> str:
         ids = " or ".join(sorted({n.split("::")[-1].split("[")[0] for n in r.nodeids}))
         return (
-            "python -m pytest --pyargs contract_tests -p modeld "
+            "python -m pytest --pyargs modeld_contract -p modeld "
             f"--modeld-connector={shlex.quote(self.connector)} --modeld-target={shlex.quote(self.target)} "
             f"-k {shlex.quote(ids)}"
         )

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from contract_tests._loop import LoopThread
+from modeld_contract._loop import LoopThread
 
 __all__ = [
     "ExternalTarget",

@@ -271,14 +271,21 @@ def _fi_add_parsers(sub: Any, serve: argparse.ArgumentParser) -> None:
 
     ctl = sub.add_parser("ctl", help="drive a running simulator through its control plane")
     ctl.add_argument("--data-root", default="", help="where the control file is (default ~/.contenox)")
-    ctl.add_argument("ctl_args", nargs=argparse.REMAINDER, help="status | fault add k=v… | fault list | "
-                     "fault rm ID | fault clear | lease OP [k=v…] [--pause] | failover [how] | "
-                     "kill|wedge|resume|partition|heal [NODE] | transcript [--since N] [--out F] | mark TEXT")
+    ctl.add_argument(
+        "ctl_args",
+        nargs=argparse.REMAINDER,
+        help="status | fault add k=v… | fault list | "
+        "fault rm ID | fault clear | lease OP [k=v…] [--pause] | failover [how] | "
+        "kill|wedge|resume|partition|heal [NODE] | transcript [--since N] [--out F] | mark TEXT",
+    )
 
     le = sub.add_parser("lease", help="write a lease state into a data root (no daemon needed)")
     le.add_argument("--data-root", default="")
-    le.add_argument("op", help="show | fresh | stale | expire | future | ttl | corrupt | truncated | empty | "
-                    "missing | foreign | closed_port | endpoint | backend | no_meta | steal")
+    le.add_argument(
+        "op",
+        help="show | fresh | stale | expire | future | ttl | corrupt | truncated | empty | "
+        "missing | foreign | closed_port | endpoint | backend | no_meta | steal",
+    )
     le.add_argument("params", nargs="*", help="key=value (durations: Go syntax or milliseconds)")
 
 

@@ -62,8 +62,10 @@ class ModelShape:
 
 def _bytes_to_unicode() -> dict[int, str]:
     """GPT-2's reversible byte → printable-character map."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(
-        range(ord("®"), ord("ÿ") + 1)
+    bs = (
+        list(range(ord("!"), ord("~") + 1))
+        + list(range(ord("¡"), ord("¬") + 1))
+        + list(range(ord("®"), ord("ÿ") + 1))
     )
     cs = bs[:]
     n = 0
@@ -78,8 +80,10 @@ def _bytes_to_unicode() -> dict[int, str]:
 def byte_vocab(merges: tuple[str, ...] = DEFAULT_MERGES) -> tuple[list[str], list[str]]:
     """(tokens, merges): 256 byte symbols in GPT-2 order, one token per merge, then BOS and EOS."""
     b2u = _bytes_to_unicode()
-    order = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(
-        range(ord("®"), ord("ÿ") + 1)
+    order = (
+        list(range(ord("!"), ord("~") + 1))
+        + list(range(ord("¡"), ord("¬") + 1))
+        + list(range(ord("®"), ord("ÿ") + 1))
     )
     order += [b for b in range(256) if b not in order]
     tokens = [b2u[b] for b in order]
@@ -225,20 +229,46 @@ def _hf_tokenizer_json(tokens: list[str], merges: list[str]) -> dict[str, Any]:
         "truncation": None,
         "padding": None,
         "added_tokens": [
-            {"id": n - 2, "content": BOS_TOKEN, "single_word": False, "lstrip": False, "rstrip": False,
-             "normalized": False, "special": True},
-            {"id": n - 1, "content": EOS_TOKEN, "single_word": False, "lstrip": False, "rstrip": False,
-             "normalized": False, "special": True},
+            {
+                "id": n - 2,
+                "content": BOS_TOKEN,
+                "single_word": False,
+                "lstrip": False,
+                "rstrip": False,
+                "normalized": False,
+                "special": True,
+            },
+            {
+                "id": n - 1,
+                "content": EOS_TOKEN,
+                "single_word": False,
+                "lstrip": False,
+                "rstrip": False,
+                "normalized": False,
+                "special": True,
+            },
         ],
         "normalizer": None,
-        "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True,
-                          "use_regex": True},
+        "pre_tokenizer": {
+            "type": "ByteLevel",
+            "add_prefix_space": False,
+            "trim_offsets": True,
+            "use_regex": True,
+        },
         "post_processor": None,
-        "decoder": {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True,
-                    "use_regex": True},
-        "model": {"type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": None,
-                  "end_of_word_suffix": None, "fuse_unk": False, "byte_fallback": False,
-                  "ignore_merges": False, "vocab": vocab, "merges": merges},
+        "decoder": {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True},
+        "model": {
+            "type": "BPE",
+            "dropout": None,
+            "unk_token": None,
+            "continuing_subword_prefix": None,
+            "end_of_word_suffix": None,
+            "fuse_unk": False,
+            "byte_fallback": False,
+            "ignore_merges": False,
+            "vocab": vocab,
+            "merges": merges,
+        },
     }
 
 
@@ -303,11 +333,13 @@ def main(args: Any, out: Callable[[str, str], None] | None = None) -> int:
     t0 = time.monotonic()
     try:
         if args.type == "llama":
-            path = make_llama_gguf(args.out, seed=args.seed, shape=shape, add_bos=args.add_bos,
-                                   progress=sys.stderr)
+            path = make_llama_gguf(
+                args.out, seed=args.seed, shape=shape, add_bos=args.add_bos, progress=sys.stderr
+            )
         else:
-            path = make_openvino_dir(args.out, seed=args.seed, shape=shape, add_bos=args.add_bos,
-                                     progress=sys.stderr)
+            path = make_openvino_dir(
+                args.out, seed=args.seed, shape=shape, add_bos=args.add_bos, progress=sys.stderr
+            )
     except ImportError as exc:
         extra = "llama" if args.type == "llama" else "openvino"
         print(f"make-model: {exc} (install the '{extra}' extra)", file=sys.stderr)

@@ -137,7 +137,7 @@ def decode_grpc_message(msg: str) -> str:
     while i < n:
         b = raw[i]
         if b == 0x25 and i + 2 < n:
-            hx = raw[i + 1:i + 3]
+            hx = raw[i + 1 : i + 3]
             if all(c in _HEX for c in hx):
                 out.append(int(hx, 16))
                 i += 3
@@ -175,7 +175,7 @@ def _parse_content_type(values: list[str]) -> tuple[bool, str, str]:
         if v == _BASE_CT:
             is_grpc, subtype = True, ""
         elif v.startswith(_BASE_CT) and v[len(_BASE_CT)] in "+;":
-            is_grpc, subtype = True, v[len(_BASE_CT) + 1:]
+            is_grpc, subtype = True, v[len(_BASE_CT) + 1 :]
         else:
             invalid = v
     return is_grpc, subtype, invalid
@@ -468,8 +468,8 @@ class _Connection(asyncio.Protocol):
                 buf.clear()
                 woke = True
                 break
-            st.messages.append(bytes(buf[5:5 + length]))
-            del buf[:5 + length]
+            st.messages.append(bytes(buf[5 : 5 + length]))
+            del buf[: 5 + length]
             woke = True
         if woke:
             self._wake(st)
@@ -543,7 +543,10 @@ class _Connection(asyncio.Protocol):
                 return
         if http_method != "POST":
             self._early_abort(
-                st, 405, reply_ct, 13,
+                st,
+                405,
+                reply_ct,
+                13,
                 f'Received a HEADERS frame with :method "{http_method}" which should be POST',
             )
             return
@@ -558,7 +561,7 @@ class _Connection(asyncio.Protocol):
             return
         sm = sm[1:]
         pos = sm.rfind("/")
-        service, method = sm[:pos], sm[pos + 1:]
+        service, method = sm[:pos], sm[pos + 1 :]
         svc = srv.services.get(service)
         entry = svc.get(method) if svc is not None else None
         if entry is None:
@@ -576,9 +579,16 @@ class _Connection(asyncio.Protocol):
 
         deadline = None if timeout is None else self._loop.time() + timeout
         call = ServerCall(
-            self, st, service, method, path, headers,
+            self,
+            st,
+            service,
+            method,
+            path,
+            headers,
             ",".join(ct_values) if len(ct_values) > 1 else (ct_values[0] if ct_values else ""),
-            reply_ct, codec_ok, deadline,
+            reply_ct,
+            codec_ok,
+            deadline,
         )
         st.call = call
         kind, handler = entry

@@ -60,12 +60,26 @@ def build(version: str, cmake_args: str, jobs: int) -> str:
         if have:
             return have
         env = dict(os.environ, CMAKE_ARGS=cmake_args, CMAKE_BUILD_PARALLEL_LEVEL=str(jobs))
-        print(f"build_llama_wheel: compiling llama-cpp-python=={version} ({cmake_args}); this takes "
-              "about 8 minutes on 2 cores", file=sys.stderr, flush=True)
+        print(
+            f"build_llama_wheel: compiling llama-cpp-python=={version} ({cmake_args}); this takes "
+            "about 8 minutes on 2 cores",
+            file=sys.stderr,
+            flush=True,
+        )
         t0 = time.monotonic()
         with tempfile.TemporaryDirectory(prefix="llama-wheel-") as tmp:
-            cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-binary", "llama-cpp-python",
-                   f"llama-cpp-python=={version}", "-w", tmp]
+            cmd = [
+                sys.executable,
+                "-m",
+                "pip",
+                "wheel",
+                "--no-deps",
+                "--no-binary",
+                "llama-cpp-python",
+                f"llama-cpp-python=={version}",
+                "-w",
+                tmp,
+            ]
             rc = subprocess.call(cmd, env=env)
             if rc != 0:
                 raise SystemExit(f"build_llama_wheel: pip wheel failed with exit code {rc}")
@@ -82,8 +96,9 @@ def build(version: str, cmake_args: str, jobs: int) -> str:
 
 def install(wheel: str) -> None:
     # The wheel's dependencies (numpy, typing-extensions, diskcache, jinja2) come from the index.
-    rc = subprocess.call([sys.executable, "-m", "pip", "install", "--find-links", os.path.dirname(wheel),
-                          wheel])
+    rc = subprocess.call(
+        [sys.executable, "-m", "pip", "install", "--find-links", os.path.dirname(wheel), wheel]
+    )
     if rc != 0:
         raise SystemExit(f"build_llama_wheel: pip install failed with exit code {rc}")
 

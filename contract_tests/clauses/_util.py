@@ -10,8 +10,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from contract_tests.connectors.protocol import ConnectorError
-from contract_tests.oracles.lease import format_rfc3339
+from modeld_contract.connectors.protocol import ConnectorError
+from modeld_contract.oracles.lease import format_rfc3339
 
 NS = 1_000_000_000
 BIN_ENV = "CONTENOX_MODELD_BIN"

@@ -11,10 +11,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-
-from contract_tests.clauses._util import binary_env, lease_bytes, prefix, write_lease
-from contract_tests.connectors.protocol import HARNESS_TIMEOUT, ConnectorError
-from contract_tests.targets import SubprocessSimTarget, silent_listener
+from modeld_contract.clauses._util import binary_env, lease_bytes, prefix, write_lease
+from modeld_contract.connectors.protocol import HARNESS_TIMEOUT, ConnectorError
+from modeld_contract.targets import SubprocessSimTarget, silent_listener
 
 clause = pytest.mark.clause
 CFG = {"NumCtx": 128}

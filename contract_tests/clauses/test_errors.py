@@ -14,10 +14,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-
-from contract_tests.clauses._util import empty_slot, foreign_type, prefix, raises_kind
-from contract_tests.connectors.protocol import ConnectorError
-from contract_tests.oracles.errors import TOKENS
+from modeld_contract.clauses._util import empty_slot, foreign_type, prefix, raises_kind
+from modeld_contract.connectors.protocol import ConnectorError
+from modeld_contract.oracles.errors import TOKENS
 
 clause = pytest.mark.clause
 CFG = {"NumCtx": 128}

@@ -10,8 +10,7 @@ import time
 from typing import Any
 
 import pytest
-
-from contract_tests.clauses._util import binary_env, prefix, raises_kind
+from modeld_contract.clauses._util import binary_env, prefix, raises_kind
 
 clause = pytest.mark.clause
 CFG = {"NumCtx": 128}

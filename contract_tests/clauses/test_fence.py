@@ -7,9 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
-from contract_tests.clauses._util import prefix, raises_kind
-from contract_tests.connectors.protocol import ConnectorError
+from modeld_contract.clauses._util import prefix, raises_kind
+from modeld_contract.connectors.protocol import ConnectorError
 
 clause = pytest.mark.clause
 CFG = {"NumCtx": 128}

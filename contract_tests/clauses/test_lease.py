@@ -12,11 +12,11 @@ import uuid
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
-
-from contract_tests.clauses._util import NS, binary_env, goos_goarch, lease_bytes, write_lease
-from contract_tests.oracles.lease import expect
+from modeld_contract.clauses._util import NS, binary_env, goos_goarch, lease_bytes, write_lease
+from modeld_contract.oracles.lease import expect
+from modeld_contract.profiles import suite_settings
 
 clause = pytest.mark.clause
 
@@ -208,7 +208,7 @@ _records = st.fixed_dictionaries(
 
 
 @clause("C-LEASE-16", source="lease-and-discovery.md §3, §4.6, §7.1, §8; edge-cases.md:26-30,39,51")
-@settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@suite_settings()
 @given(case=_records)
 def test_C_LEASE_16_generated_leases_match_the_oracle(
     modeld_connector: Any, modeld_data_root: str, case: dict[str, Any]

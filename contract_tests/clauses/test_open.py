@@ -9,8 +9,7 @@ import os
 from typing import Any
 
 import pytest
-
-from contract_tests.clauses._util import empty_slot, raises_kind
+from modeld_contract.clauses._util import empty_slot, raises_kind
 
 clause = pytest.mark.clause
 CFG = {"NumCtx": 128}

@@ -11,12 +11,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
-
-from contract_tests.clauses._util import NS, binary_env, lease_bytes, raises_kind, write_lease
-from contract_tests.oracles.probe import Behaviour, expect_probe
-from contract_tests.targets import HealthStub, closed_port
+from modeld_contract.clauses._util import NS, binary_env, lease_bytes, raises_kind, write_lease
+from modeld_contract.oracles.probe import Behaviour, expect_probe
+from modeld_contract.profiles import suite_settings
+from modeld_contract.targets import HealthStub, closed_port
 
 clause = pytest.mark.clause
 
@@ -113,7 +113,7 @@ def test_C_PROBE_06_no_endpoint_is_unreachable(modeld_connector: Any, tmp_path: 
 
 
 @clause("C-PROBE-07", source="lease-and-discovery.md §7.3; edge-cases.md:36-39")
-@settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@suite_settings()
 @given(
     behaviour=st.sampled_from(
         [

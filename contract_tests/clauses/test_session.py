@@ -11,10 +11,17 @@ from typing import Any
 import pytest
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
-
-from contract_tests.clauses._util import empty_slot, long_text, manifest, overflow_detail, prefix, raises_kind
-from contract_tests.connectors.protocol import ConnectorError
-from contract_tests.oracles.session import Failure, SessionModel, SessionRelations
+from modeld_contract.clauses._util import (
+    empty_slot,
+    long_text,
+    manifest,
+    overflow_detail,
+    prefix,
+    raises_kind,
+)
+from modeld_contract.connectors.protocol import ConnectorError
+from modeld_contract.oracles.session import Failure, SessionModel, SessionRelations
+from modeld_contract.profiles import suite_settings
 
 clause = pytest.mark.clause
 CFG = {"NumCtx": 128}
@@ -492,12 +499,10 @@ class RelationsMachine(RuleBasedStateMachine):
 
 
 def _run_machine(machine: Any, modeld: Any) -> None:
-    from hypothesis import settings
-
     machine.env = modeld
-    current = settings()
-    machine.TestCase.settings = settings(
-        current, max_examples=max(10, current.max_examples // 3), stateful_step_count=25
+    current = suite_settings()
+    machine.TestCase.settings = suite_settings(
+        max_examples=max(10, current.max_examples // 3), stateful_step_count=25
     )
     machine.TestCase().runTest()
 

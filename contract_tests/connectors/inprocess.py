@@ -28,8 +28,8 @@ import types
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from contract_tests._loop import LoopThread, LoopTimeout
-from contract_tests.connectors.protocol import (
+from modeld_contract._loop import LoopThread, LoopTimeout
+from modeld_contract.connectors.protocol import (
     HARNESS_TIMEOUT,
     JSON,
     PROBE_KINDS,
@@ -108,7 +108,7 @@ async def _maybe_await(value: Any) -> Any:
 
 
 class InProcessConnector:
-    """:class:`~contract_tests.connectors.protocol.Connector` over a Python module/object."""
+    """:class:`~modeld_contract.connectors.protocol.Connector` over a Python module/object."""
 
     def __init__(self, module: Any, name: str | None = None) -> None:
         self.module = module

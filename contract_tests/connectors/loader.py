@@ -1,13 +1,13 @@
 """``--modeld-connector`` specs → connector factories.
 
-* ``exec:COMMAND`` — a driver executable (:mod:`contract_tests.connectors.subprocess`); one driver
+* ``exec:COMMAND`` — a driver executable (:mod:`modeld_contract.connectors.subprocess`); one driver
   process serves the whole test session and is reset between tests;
-* ``module`` — a Python module with the ``modeldconn`` API (:mod:`contract_tests.connectors.inprocess`);
+* ``module`` — a Python module with the ``modeldconn`` API (:mod:`modeld_contract.connectors.inprocess`);
 * ``module:factory`` — ``factory()`` returns either a ready
-  :class:`~contract_tests.connectors.protocol.Connector` or an object with the ``modeldconn`` API;
+  :class:`~modeld_contract.connectors.protocol.Connector` or an object with the ``modeldconn`` API;
 * ``go`` — the real Go connector (``github.com/contenox/runtime`` v0.36.0 ``modeldconn``) behind the
   Go driver of ``contract_tests/drivers/go/``, built on demand and cached
-  (:mod:`contract_tests.drivers.gobuild`), run as ``exec:<binary>``; :class:`ConnectorUnavailable`
+  (:mod:`modeld_contract.drivers.gobuild`), run as ``exec:<binary>``; :class:`ConnectorUnavailable`
   (a skip reason naming the failing build step) when ``go`` is missing or the build fails.
 """
 
@@ -17,9 +17,9 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
-from contract_tests.connectors.inprocess import InProcessConnector
-from contract_tests.connectors.protocol import Connector
-from contract_tests.connectors.subprocess import DriverProcess, SubprocessConnector
+from modeld_contract.connectors.inprocess import InProcessConnector
+from modeld_contract.connectors.protocol import Connector
+from modeld_contract.connectors.subprocess import DriverProcess, SubprocessConnector
 
 __all__ = [
     "GO_SPEC",
@@ -47,7 +47,7 @@ def resolve_spec(spec: str) -> str:
     """``go`` → ``exec:<built Go driver>`` (building it when the cache has none); other specs unchanged."""
     if spec != GO_SPEC:
         return spec
-    from contract_tests.drivers.gobuild import GoBuildError, driver_command
+    from modeld_contract.drivers.gobuild import GoBuildError, driver_command
 
     try:
         return "exec:" + driver_command()

@@ -1,8 +1,8 @@
 """The interface every connector under test is driven through (sync-facing, language-neutral).
 
 A clause never talks to a connector directly: it talks to an object of this :class:`Connector`
-protocol. Two adapters exist: :mod:`contract_tests.connectors.inprocess` (a Python module with the
-``modeldconn`` API) and :mod:`contract_tests.connectors.subprocess` (any executable speaking the driver
+protocol. Two adapters exist: :mod:`modeld_contract.connectors.inprocess` (a Python module with the
+``modeldconn`` API) and :mod:`modeld_contract.connectors.subprocess` (any executable speaking the driver
 protocol of ``docs/driver-protocol.md``). Values cross this interface as plain JSON-able data whose keys
 are the *wire* keys (Go struct / json tags, e.g. ``ReusedTokens``, ``model_name``), so a driver in any
 language can produce them by marshalling its own types.

@@ -26,7 +26,7 @@ import threading
 from collections.abc import Mapping
 from typing import IO, Any
 
-from contract_tests.connectors.protocol import HARNESS_TIMEOUT, JSON, ConnectorError, DecodeResult
+from modeld_contract.connectors.protocol import HARNESS_TIMEOUT, JSON, ConnectorError, DecodeResult
 
 __all__ = ["DRIVER_PROTOCOL", "DriverProcess", "SubprocessConnector"]
 
@@ -140,7 +140,7 @@ class DriverProcess:
 
 
 class SubprocessConnector:
-    """:class:`~contract_tests.connectors.protocol.Connector` over a driver executable.
+    """:class:`~modeld_contract.connectors.protocol.Connector` over a driver executable.
 
     ``process`` may be shared between connectors (one driver per test session); each connector
     ``reset``s it when closed."""

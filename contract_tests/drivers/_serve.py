@@ -8,7 +8,7 @@ import traceback
 from collections.abc import Callable
 from typing import IO, Any
 
-from contract_tests.connectors.protocol import Connector, ConnectorError, DecodeResult
+from modeld_contract.connectors.protocol import Connector, ConnectorError, DecodeResult
 
 __all__ = ["serve"]
 

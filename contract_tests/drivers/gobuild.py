@@ -239,7 +239,7 @@ def driver_command() -> str:
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    ap = argparse.ArgumentParser(prog="python -m contract_tests.drivers.gobuild")
+    ap = argparse.ArgumentParser(prog="python -m modeld_contract.drivers.gobuild")
     ap.add_argument("targets", nargs="*", default=list(TARGETS), help=f"any of {', '.join(TARGETS)}")
     ns = ap.parse_args(argv)
     try:

@@ -1,4 +1,4 @@
-"""Reference driver: ``python -m contract_tests.drivers.modeldconn [--connector module:factory]``.
+"""Reference driver: ``python -m modeld_contract.drivers.modeldconn [--connector module:factory]``.
 
 Speaks the driver protocol (docs/driver-protocol.md) on stdin/stdout around our Python connector
 ``modeldconn`` (or any ``module:factory`` the in-process adapter accepts), so the suite can drive it
@@ -10,12 +10,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from contract_tests.connectors.loader import load_python_connector
-from contract_tests.drivers._serve import serve
+from modeld_contract.connectors.loader import load_python_connector
+from modeld_contract.drivers._serve import serve
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m contract_tests.drivers.modeldconn")
+    ap = argparse.ArgumentParser(prog="python -m modeld_contract.drivers.modeldconn")
     ap.add_argument("--connector", default="modeldconn", help="a Python module or module:factory")
     ns = ap.parse_args(argv)
     spec = str(ns.connector)

@@ -1,9 +1,9 @@
-"""``python -m contract_tests.real build|record|record-lifecycle|diff`` — the real modeld, built and recorded.
+"""``python -m modeld_contract.real build|record|record-lifecycle|diff``: the real modeld, built and recorded.
 
-python -m contract_tests.real build --backend none
-python -m contract_tests.real record --backend none --out /tmp/rec
-python -m contract_tests.real record-lifecycle --out /tmp/rec/lifecycle-none.jsonl
-python -m contract_tests.real diff tests/corpus/modeld-v0.36.0/real-none.jsonl /tmp/rec/real-none.jsonl
+python -m modeld_contract.real build --backend none
+python -m modeld_contract.real record --backend none --out /tmp/rec
+python -m modeld_contract.real record-lifecycle --out /tmp/rec/lifecycle-none.jsonl
+python -m modeld_contract.real diff tests/corpus/modeld-v0.36.0/real-none.jsonl /tmp/rec/real-none.jsonl
 """
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from contract_tests.real.build import BACKENDS, BuildError, build, cache_root
-from contract_tests.real.daemon import DaemonError
+from modeld_contract.real.build import BACKENDS, BuildError, build, cache_root
+from modeld_contract.real.daemon import DaemonError
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m contract_tests.real",
+        prog="python -m modeld_contract.real",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -109,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(res.binary)
             return 0
         if args.command == "record":
-            from contract_tests.real.record import record
+            from modeld_contract.real.record import record
 
             t0 = time.monotonic()
             out = record(
@@ -126,11 +126,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(out)
             return 0
         if args.command == "record-lifecycle":
-            from contract_tests.real.record import record_lifecycle
+            from modeld_contract.real.record import record_lifecycle
 
             print(record_lifecycle(args.out, modeld_bin=args.modeld_bin, progress=_progress))
             return 0
-        from contract_tests.real.diff import diff_files
+        from modeld_contract.real.diff import diff_files
 
         report, differs = diff_files(args.old, args.new)
         sys.stdout.write(report)

@@ -96,7 +96,7 @@ class BuildError(RuntimeError):
         self.summary = summary
         self.log_tail = log_tail
         self.log_file = log_file
-        self.retry = retry or f"fix the cause, then: python -m contract_tests.real build --backend {backend}"
+        self.retry = retry or f"fix the cause, then: python -m modeld_contract.real build --backend {backend}"
         text = f"building the real modeld ({backend}) failed at step {step!r}: {summary}"
         if log_file is not None:
             text += f"\nlog: {log_file}"
@@ -232,7 +232,7 @@ class _Builder:
             raise self.fail(
                 step,
                 f"{tool!r} is not on PATH",
-                retry=f"{hint}, then: python -m contract_tests.real build --backend {self.backend}",
+                retry=f"{hint}, then: python -m modeld_contract.real build --backend {self.backend}",
             )
         return found
 
@@ -261,7 +261,7 @@ class _Builder:
     def go_build(self, go: str, mod: Path, out: Path, env: Mapping[str, str], tags: str = "") -> None:
         registry_retry = (
             "check that the Go module proxy is reachable (go env GOPROXY) and that GOFLAGS has no "
-            f"-mod=vendor, then: python -m contract_tests.real build --backend {self.backend}"
+            f"-mod=vendor, then: python -m modeld_contract.real build --backend {self.backend}"
         )
         self.run("go-mod-download", [go, "mod", "download"], cwd=mod, env=env, retry=registry_retry)
         argv = [go, "build", "-mod=readonly", "-trimpath", "-o", str(out)]
@@ -360,7 +360,7 @@ def _llama_cpp_python_sdist(b: _Builder, dl: Path) -> Path:
             return dl / name
         retry = (
             "check that PyPI is reachable for pip (pip config list) — the sdist comes only through the "
-            f"package registry — then: python -m contract_tests.real build --backend {b.backend}"
+            f"package registry — then: python -m modeld_contract.real build --backend {b.backend}"
         )
         with tempfile.TemporaryDirectory(dir=dl.parent, prefix=".sdist-") as tmp:
             b.run(

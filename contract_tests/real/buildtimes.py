@@ -1,8 +1,8 @@
 """Print how long the real modeld's build took cold, and how long this call took (``tox -e real-*``).
 
-    python -m contract_tests.real.buildtimes none|llama
+    python -m modeld_contract.real.buildtimes none|llama
 
-Builds if needed (``contract_tests.real.build``). The cold figures are the steps recorded in the cache's
+Builds if needed (``modeld_contract.real.build``). The cold figures are the steps recorded in the cache's
 ``build.json`` by the build that filled it; a cached call takes a fraction of a second. Exit 2 with the
 build's reason when it fails (the tests then skip with that reason).
 """
@@ -13,7 +13,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from contract_tests.real.build import BuildError, build
+from modeld_contract.real.build import BuildError, build
 
 
 def main(argv: Sequence[str] | None = None) -> int:

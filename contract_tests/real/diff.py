@@ -1,4 +1,4 @@
-"""What changed between two recordings, case by case (``python -m contract_tests.real diff OLD NEW``).
+"""What changed between two recordings, case by case (``python -m modeld_contract.real diff OLD NEW``).
 
 Cases are matched by name. For each case present in both, the report says what changed, by kind:
 

@@ -1,10 +1,10 @@
 """The recorder: the corpus's requests sent to a real modeld, its answers written in the corpus's form.
 
 ``record()`` starts the daemon on a fresh data root, sends each case of the corpus file (its requests, in file
-order, on the same named connections) with :mod:`contract_tests.corpus` (one place for the request filling and
-the reply normalisation), and writes a JSON-lines file in the same format: each line is the corpus line with
-its ``reply`` replaced by what the daemon answered. ``<machine>`` is written only in Describe and DiskStats
-replies, for the values listed in :data:`MACHINE_VALUES`; nothing else is masked.
+order, on the same named connections) with :mod:`modeld_contract.corpus` (one place for the request filling
+and the reply normalisation), and writes a JSON-lines file in the same format: each line is the corpus line
+with its ``reply`` replaced by what the daemon answered. ``<machine>`` is written only in Describe and
+DiskStats replies, for the values listed in :data:`MACHINE_VALUES`; nothing else is masked.
 
 ``record_lifecycle()`` runs the 17 lifecycle scenarios of ``lifecycle-none.jsonl`` against the real daemon and
 writes the same facts (same case names, same fields).
@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from contract_tests.corpus import (
+from modeld_contract.corpus import (
     MACHINE_METHODS,
     MODELD_CORPUS,
     Case,
@@ -40,9 +40,9 @@ from contract_tests.corpus import (
     replay_case,
     reply_record,
 )
-from contract_tests.h2client import RawGrpcClient
-from contract_tests.real.build import build
-from contract_tests.real.daemon import LEASE_NAME, DaemonError, RealDaemon, read_lease
+from modeld_contract.h2client import RawGrpcClient
+from modeld_contract.real.build import build
+from modeld_contract.real.daemon import LEASE_NAME, DaemonError, RealDaemon, read_lease
 
 __all__ = [
     "CLOSE_SETTLE_S",

@@ -1,12 +1,12 @@
 """The real modeld as a target of the contract suite: ``--modeld-target=real:none`` / ``real:llama``.
 
-Each clause gets a fresh real daemon (``contract_tests.real.RealDaemon``) on a fresh data root with a short
+Each clause gets a fresh real daemon (``modeld_contract.real.RealDaemon``) on a fresh data root with a short
 TTL, found through its lease, and stopped with SIGTERM at the end — which must exit 0 and release the lease
 (else the clause errors with the daemon's log tail). A daemon that does not come up within 30 s ends the
 session with its log tail (``pytest.exit``): every later clause would wait as long for the same reason.
 
-The build (``contract_tests.real.build``, cached; a second call is instant) happens once, at collection.
-A :class:`~contract_tests.real.BuildError` turns into a skip of **every** clause with the build's reason
+The build (``modeld_contract.real.build``, cached; a second call is instant) happens once, at collection.
+A :class:`~modeld_contract.real.BuildError` turns into a skip of **every** clause with the build's reason
 (``BuildError.skip_reason()``), never an error.
 
 The model: ``real:llama`` serves a tiny random-weight GGUF made by our generator
@@ -30,10 +30,9 @@ from pathlib import Path
 from typing import Any, Final
 
 import pytest
-
-from contract_tests.real.build import BACKENDS, BuildError, BuildResult, build
-from contract_tests.real.daemon import DaemonError, RealDaemon
-from contract_tests.targets import TINY_MODEL_NAME, Target, parse_model_option, read_lease
+from modeld_contract.real.build import BACKENDS, BuildError, BuildResult, build
+from modeld_contract.real.daemon import DaemonError, RealDaemon
+from modeld_contract.targets import TINY_MODEL_NAME, Target, parse_model_option, read_lease
 
 __all__ = [
     "ENGINE_CLAUSES",

@@ -791,9 +791,7 @@ class LlamaSession(SessionState):
             batch.fill([tok], len(self.resident), True)
             code = int(L.llama_decode(ctx, batch.b))
             if code != 0:
-                out.append(
-                    Chunk(error=self.mark_fatal(f"llamasession decode token: {_decode_error(code)}"))
-                )
+                out.append(Chunk(error=self.mark_fatal(f"llamasession decode token: {_decode_error(code)}")))
                 return out, used, True
             self.resident.append(tok)
             text = go_json_text(model.piece(tok))

@@ -137,10 +137,12 @@ def build_ir(weights: dict[str, Any], shape: ModelShape, n_vocab: int, xml_path:
         kk, vv = new_kv
         if hkv != h:
             rep = h // hkv
-            kk = ops.reshape(ops.tile(ops.unsqueeze(kk, i64([2])), i64([1, 1, rep, 1, 1])),
-                             i64([1, h, -1, d]), False)
-            vv = ops.reshape(ops.tile(ops.unsqueeze(vv, i64([2])), i64([1, 1, rep, 1, 1])),
-                             i64([1, h, -1, d]), False)
+            kk = ops.reshape(
+                ops.tile(ops.unsqueeze(kk, i64([2])), i64([1, 1, rep, 1, 1])), i64([1, h, -1, d]), False
+            )
+            vv = ops.reshape(
+                ops.tile(ops.unsqueeze(vv, i64([2])), i64([1, 1, rep, 1, 1])), i64([1, h, -1, d]), False
+            )
         scores = ops.divide(ops.matmul(q, kk, False, True), const(math.sqrt(d)))  # [1,H,T,S]
         s_len = ops.gather(ops.shape_of(kk), i64([2]), i64([0]))
         t_len = ops.gather(ops.shape_of(q), i64([2]), i64([0]))
@@ -151,8 +153,9 @@ def build_ir(weights: dict[str, Any], shape: ModelShape, n_vocab: int, xml_path:
         allowed = ops.less_equal(ops.unsqueeze(kpos, i64([0])), ops.unsqueeze(qpos, i64([1])))  # [T,S]
         mask = ops.select(allowed, const(0.0), const(-1e9))
         probs = ops.softmax(ops.add(scores, mask), -1)
-        ctx = ops.reshape(ops.transpose(ops.matmul(probs, vv, False, False), i64([0, 2, 1, 3])),
-                          i64([1, -1, e]), False)
+        ctx = ops.reshape(
+            ops.transpose(ops.matmul(probs, vv, False, False), i64([0, 2, 1, 3])), i64([1, -1, e]), False
+        )
         x = ops.add(x, linear(ctx, weights[p + "attn_output.weight"]))
         m = rms(x, weights[p + "ffn_norm.weight"])
         gate = linear(m, weights[p + "ffn_gate.weight"])

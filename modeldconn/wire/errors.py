@@ -299,8 +299,9 @@ class ContextOverflow(SentinelError):
         wraps: tuple[ModeldError, ...] = (),
         server_message: str | None = None,
     ) -> None:
-        self.typed = not (stage is None and resident_tokens is None and additional_tokens is None
-                          and num_ctx is None)
+        self.typed = not (
+            stage is None and resident_tokens is None and additional_tokens is None and num_ctx is None
+        )
         self.stage = stage or ""
         self.resident_tokens = resident_tokens or 0
         self.additional_tokens = additional_tokens or 0
@@ -411,7 +412,7 @@ def _trim_manifest_prefix(reason: str) -> str:
             return ""
         if not reason.startswith(_MANIFEST_PREFIX + ": "):
             return reason
-        reason = reason[len(_MANIFEST_PREFIX) + 2:].strip()
+        reason = reason[len(_MANIFEST_PREFIX) + 2 :].strip()
 
 
 class ManifestMismatch(SentinelError):

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from contract_tests.h2client import RawGrpcClient
+from modeld_contract.h2client import RawGrpcClient
 
 HEALTH = "/contenox.transport.v1.Compute/Health"
 
@@ -22,7 +22,9 @@ def test_serve_cli_lease_health_plain_grpc_and_sigterm(tmp_path: Path) -> None:
     root = tmp_path / "D"
     proc = subprocess.Popen(
         [sys.executable, "-m", "modeld_sim.cli", "serve", "--data-root", str(root), "--backend", "llama"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ, TZ="UTC"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=dict(os.environ, TZ="UTC"),
     )
     try:
         started = time.monotonic()
@@ -68,7 +70,9 @@ def test_serve_cli_takes_over_a_corrupt_lease_and_says_so(tmp_path: Path) -> Non
     (root / "modeld.lease").write_bytes(b'{"instance_id": "x", "ttl": "30s"}')
     proc = subprocess.Popen(
         [sys.executable, "-m", "modeld_sim.cli", "serve", "--data-root", str(root), "--backend", "none"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 10

@@ -47,7 +47,7 @@ def test_suite_catches_mutant(mutant: str, tmp_path: Path) -> None:
         "-m",
         "pytest",
         "--pyargs",
-        "contract_tests",
+        "modeld_contract",
         "-p",
         "modeld",
         "-q",

@@ -25,8 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from contract_tests.corpus import (
+from modeld_contract.corpus import (
     MODELD_CORPUS,
     Case,
     Placeholders,
@@ -37,7 +36,7 @@ from contract_tests.corpus import (
     reply_record,
     side_by_side,
 )
-from contract_tests.h2client import RawGrpcClient
+from modeld_contract.h2client import RawGrpcClient
 
 # The llama recording: the first 103 lines are the backend-independent exchanges (the same as
 # backend none's), answered by the fake engine; the session cases after them need llama.cpp.
@@ -65,15 +64,30 @@ class Replayer:
         model, model_dir = prepare_model(root)
         env = dict(os.environ, TZ="UTC")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "modeld_sim.cli", "serve", "--data-root", str(self.data_root),
-             "--backend", backend, "--ttl", "30s"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+            [
+                sys.executable,
+                "-m",
+                "modeld_sim.cli",
+                "serve",
+                "--data-root",
+                str(self.data_root),
+                "--backend",
+                backend,
+                "--ttl",
+                "30s",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
         )
         lease = self._wait_for_lease()
         host, _, port = lease["meta"]["endpoint"].rpartition(":")
         self.ph = Placeholders(
-            instance_id=lease["instance_id"], endpoint=lease["meta"]["endpoint"],
-            model=model, model_dir=model_dir, tmp_dir=str(root),
+            instance_id=lease["instance_id"],
+            endpoint=lease["meta"]["endpoint"],
+            model=model,
+            model_dir=model_dir,
+            tmp_dir=str(root),
         )
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)

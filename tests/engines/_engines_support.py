@@ -72,9 +72,25 @@ class ServeProcess:
         self.data_root = data_root
         backend = "llama" if engine == "llama" else "openvino"
         self.proc = subprocess.Popen(
-            [sys.executable, str(HERE / "_engines_support.py"), "serve", "--data-root", str(data_root),
-             "--backend", backend, "--engine", engine, "--model", model, "--ttl", ttl],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ, TZ="UTC"), cwd=str(REPO),
+            [
+                sys.executable,
+                str(HERE / "_engines_support.py"),
+                "serve",
+                "--data-root",
+                str(data_root),
+                "--backend",
+                backend,
+                "--engine",
+                engine,
+                "--model",
+                model,
+                "--ttl",
+                ttl,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=dict(os.environ, TZ="UTC"),
+            cwd=str(REPO),
         )
         self.lease = self._wait_for_lease()
 

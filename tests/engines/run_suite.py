@@ -5,7 +5,7 @@
     python tests/engines/run_suite.py --engine openvino
 
 Makes a tiny model (``modeld-sim make-model``), starts ``modeld-sim serve --engine <engine>`` on a
-fresh data root, and runs ``pytest --pyargs contract_tests -p modeld --modeld-target=lease:<root>
+fresh data root, and runs ``pytest --pyargs modeld_contract -p modeld --modeld-target=lease:<root>
 --modeld-model=<type>:<model>``: the suite finds the daemon through its lease, as it would the real
 one. The daemon is stopped afterwards; the exit code is pytest's.
 """
@@ -42,8 +42,17 @@ def main() -> int:
             model = make_openvino_dir(str(root / "models" / "tiny-ov"), seed=0)
         daemon = ServeProcess(root / "data", engine=a.engine, model=model)
         try:
-            cmd = [sys.executable, "-m", "pytest", "--pyargs", "contract_tests", "-p", "modeld",
-                   f"--modeld-target=lease:{root / 'data'}", f"--modeld-model={a.engine}:{model}"]
+            cmd = [
+                sys.executable,
+                "-m",
+                "pytest",
+                "--pyargs",
+                "modeld_contract",
+                "-p",
+                "modeld",
+                f"--modeld-target=lease:{root / 'data'}",
+                f"--modeld-model={a.engine}:{model}",
+            ]
             if a.report:
                 cmd.append(f"--modeld-report={a.report}")
             return subprocess.call(cmd + extra)

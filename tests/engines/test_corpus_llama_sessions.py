@@ -31,8 +31,7 @@ from typing import Any
 
 import pytest
 from _engines_support import ServeProcess, require_or_skip
-
-from contract_tests.corpus import (
+from modeld_contract.corpus import (
     MODELD_CORPUS,
     Case,
     Placeholders,
@@ -43,7 +42,8 @@ from contract_tests.corpus import (
     reply_record,
     side_by_side,
 )
-from contract_tests.h2client import RawGrpcClient
+from modeld_contract.h2client import RawGrpcClient
+
 from modeld_sim.engines.llama import LLAMA_CPP_PYTHON_VERSION, llama_available, llama_unavailable_reason
 
 RECORDING = MODELD_CORPUS / "real-llama.jsonl"
@@ -74,8 +74,11 @@ class LlamaReplayer:
         self.daemon = ServeProcess(root / "data", engine="llama", model=model)
         host, _, port = self.daemon.endpoint.rpartition(":")
         self.ph = Placeholders(
-            instance_id=self.daemon.instance_id, endpoint=self.daemon.endpoint,
-            model=model, model_dir=model_dir, tmp_dir=str(root),
+            instance_id=self.daemon.instance_id,
+            endpoint=self.daemon.endpoint,
+            model=model,
+            model_dir=model_dir,
+            tmp_dir=str(root),
         )
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 from _engines_support import require_or_skip
+from modeld_contract.corpus import MODELD_CORPUS, TINY_GGUF_NAME
 
-from contract_tests.corpus import MODELD_CORPUS, TINY_GGUF_NAME
 from modeld_sim.engines.base import Chunk, PlainError
 from modeld_sim.engines.llama import LlamaEngine, LlamaSession, go_json_text, llama_available
 from modeld_sim.makemodel import make_llama_gguf
@@ -194,8 +194,9 @@ async def test_snapshot_restore_continues_identically(engine: LlamaEngine, made_
     assert s.closed
 
 
-async def test_bad_model_files_give_the_recorded_answers(engine: LlamaEngine, tmp_path: Path,
-                                                         corpus_model: str) -> None:
+async def test_bad_model_files_give_the_recorded_answers(
+    engine: LlamaEngine, tmp_path: Path, corpus_model: str
+) -> None:
     corrupt = tmp_path / "corrupt.gguf"
     corrupt.write_bytes(b"GGUF" + bytes([3, 0, 0, 0]) + b"garbage")
     trunc = tmp_path / "trunc.gguf"
@@ -215,8 +216,9 @@ async def test_embed(engine: LlamaEngine, corpus_model: str, tmp_path: Path) -> 
     vec = await engine.embed(corpus_model, pb.Config(NumCtx=128), "hello")
     assert len(vec) == 64 and math.isclose(sum(v * v for v in vec), 1.0, rel_tol=1e-6)
     assert abs(vec[0] - 0.038246866) < 1e-6  # the real daemon's value
-    no = make_llama_gguf(str(tmp_path / "noembed.gguf"), seed=1,
-                         extra={"modeld_sim.supports_embedding": False})
+    no = make_llama_gguf(
+        str(tmp_path / "noembed.gguf"), seed=1, extra={"modeld_sim.supports_embedding": False}
+    )
     with pytest.raises(werr.UnsupportedFeature):
         await engine.embed(no, pb.Config(), "hello")
     with pytest.raises(PlainError, match="input is 9 tokens but the limit is 2"):
@@ -283,7 +285,6 @@ def test_make_model_is_deterministic_and_loadable(tmp_path: Path) -> None:
             await e.aclose()
 
     assert len(asyncio.run(run())) == 5
-
 
 
 def test_make_model_subcommand(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 from _engines_support import REQUIRE_OV_ENV, ServeProcess, require_or_skip
+from modeld_contract.h2client import RawGrpcClient
 
-from contract_tests.h2client import RawGrpcClient
 from modeld_sim.engines.base import Chunk, PlainError
 from modeld_sim.engines.openvino import OpenVINOEngine, OpenVINOSession, openvino_available
 from modeld_sim.makemodel import ModelShape, make_openvino_dir
@@ -69,8 +69,11 @@ def test_describe_from_the_models_facts(engine: OpenVINOEngine, model_dir: str) 
 
 async def test_tokenization_reuse_and_exact_warm_logits(engine: OpenVINOEngine, model_dir: str) -> None:
     s = await open_session(engine, model_dir)
-    for text, want in (("hello world", (0, 9, 0, 9)), ("hello world and more", (9, 7, 0, 16)),
-                       ("hello there", (3, 3, 13, 6))):
+    for text, want in (
+        ("hello world", (0, 9, 0, 9)),
+        ("hello world and more", (9, 7, 0, 16)),
+        ("hello there", (3, 3, 13, 6)),
+    ):
         st = await s.ensure_prefix(pb.PrefixInput(Text=text, Manifest=man()))
         assert (st.ReusedTokens, st.PrefilledTokens, st.DroppedTokens, st.PrefixTokens) == want
     assert s.resident == [256, 257, 78, 259, 256, 263]  # the same BPE as the llama tiny model
@@ -148,19 +151,40 @@ def test_through_the_daemon(model_dir: str, tmp_path: Path) -> None:
                 def body(d: dict[str, object]) -> list[bytes]:
                     return [json.dumps(d).encode()]
 
-                r = await c.call(base + "OpenSession", body({
-                    "owner_instance_id": iid, "model_name": "tiny", "type": "openvino", "path": model_dir,
-                    "config": {"NumCtx": 128}}), metadata=md, connection="a", timeout=60)
+                r = await c.call(
+                    base + "OpenSession",
+                    body(
+                        {
+                            "owner_instance_id": iid,
+                            "model_name": "tiny",
+                            "type": "openvino",
+                            "path": model_dir,
+                            "config": {"NumCtx": 128},
+                        }
+                    ),
+                    metadata=md,
+                    connection="a",
+                    timeout=60,
+                )
                 assert r.code == 0, r.message
                 handle = json.loads(r.messages[0])["handle"]
                 prefix = {"Text": "hello there", "Manifest": {"backend": "openvino"}}
-                r = await c.call(base + "EnsurePrefix", body({"handle": handle, "prefix": prefix}),
-                                 metadata=md, connection="a", timeout=60)
+                r = await c.call(
+                    base + "EnsurePrefix",
+                    body({"handle": handle, "prefix": prefix}),
+                    metadata=md,
+                    connection="a",
+                    timeout=60,
+                )
                 assert r.code == 0, r.message
                 assert json.loads(r.messages[0])["PrefixTokens"] == 6
-                r = await c.call(base + "Decode", body({
-                    "handle": handle, "config": {"MaxTokens": 7, "Temperature": 0}}),
-                    metadata=md, connection="a", timeout=60)
+                r = await c.call(
+                    base + "Decode",
+                    body({"handle": handle, "config": {"MaxTokens": 7, "Temperature": 0}}),
+                    metadata=md,
+                    connection="a",
+                    timeout=60,
+                )
                 return r.code, list(r.messages)
             finally:
                 await c.aclose()

@@ -1,4 +1,4 @@
-"""The Go driver's plumbing: build-on-demand and cache (``contract_tests.drivers.gobuild``), the clear
+"""The Go driver's plumbing: build-on-demand and cache (``modeld_contract.drivers.gobuild``), the clear
 skip reason without Go or with a failing build, ``--modeld-connector=go`` resolution, and the
 driver's own protocol behaviour (hello, reset by re-exec, typed errors) — the contract suite itself
 is the tox env ``go``."""
@@ -12,11 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from contract_tests.connectors import loader
-from contract_tests.connectors.protocol import ConnectorError
-from contract_tests.connectors.subprocess import DriverProcess, SubprocessConnector
-from contract_tests.drivers import gobuild
+from modeld_contract.connectors import loader
+from modeld_contract.connectors.protocol import ConnectorError
+from modeld_contract.connectors.subprocess import DriverProcess, SubprocessConnector
+from modeld_contract.drivers import gobuild
 
 
 def _built_driver() -> Path:

@@ -4,7 +4,7 @@ The target is ``contract_tests/drivers/go/memserver``: ``runtime/transport/grpc.
 ``github.com/contenox/runtime`` v0.36.0 (grpc-go, its ``contenoxtransportjson`` codec, its fencing,
 handles, error encoding, per-connection session ownership) around the module's own
 ``transport.NewMemoryService`` (fenced to the lease instance), found through a lease written by the
-real ``liblease``. Built once per go.sum/sources and cached (``contract_tests.drivers.gobuild``); the
+real ``liblease``. Built once per go.sum/sources and cached (``modeld_contract.drivers.gobuild``); the
 tests skip with the failing build step's reason when ``go`` is missing or the build fails.
 
 ``MemoryService`` facts the expectations rest on (``runtime/transport/memory.go``): one token per
@@ -46,7 +46,7 @@ class GoServer:
 
 
 def _memserver_binary() -> Path:
-    from contract_tests.drivers.gobuild import GoBuildError, build
+    from modeld_contract.drivers.gobuild import GoBuildError, build
 
     try:
         return build("memserver")
@@ -287,7 +287,7 @@ _RAW_CASES = {
 
 
 async def _raw(endpoint: str, case: dict[str, object]) -> tuple[object, ...]:
-    from contract_tests.h2client import RawGrpcClient
+    from modeld_contract.h2client import RawGrpcClient
 
     host, port = endpoint.rsplit(":", 1)
     async with RawGrpcClient(host, int(port)) as c:
@@ -303,7 +303,7 @@ async def _raw(endpoint: str, case: dict[str, object]) -> tuple[object, ...]:
 
 @pytest.fixture(scope="module")
 def sim_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    from contract_tests.targets import SimTarget
+    from modeld_contract.targets import SimTarget
 
     t = SimTarget(str(tmp_path_factory.mktemp("sim-for-go") / "root"), faults=False)
     yield t.endpoint

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from contract_tests.corpus import observed
+from modeld_contract.corpus import observed
 
 TINY_GGUF = observed("tiny-llama-ctx256.gguf")
 

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from modeld_contract.h2client import RawGrpcClient
 
-from contract_tests.h2client import RawGrpcClient
 from modeld_sim.gguf import write_fake_gguf
 from modeld_sim.simulator import Simulator
 from modeldconn.wire.fence import FENCE_HEADER

@@ -146,7 +146,7 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
 
 
 def health(endpoint: str) -> tuple[int | None, dict[str, Any]]:
-    from contract_tests.h2client import RawGrpcClient
+    from modeld_contract.h2client import RawGrpcClient
 
     host, port = endpoint.rsplit(":", 1)
 
@@ -180,7 +180,7 @@ def case_start_lease_appears(fact: dict[str, Any], lab: Lab) -> None:
     assert appeared < 3.0, f"lease appeared after {appeared:.2f}s"
     code, body = health(rec.meta["endpoint"])
     assert code == 0 and body == {"instance_id": rec.instance_id, "ready": True, "backend": "none"}
-    assert "modeld listener ready: requested=\"127.0.0.1:0\" endpoint=\"" + rec.meta["endpoint"] in d.stderr()
+    assert 'modeld listener ready: requested="127.0.0.1:0" endpoint="' + rec.meta["endpoint"] in d.stderr()
     ep = rec.meta["endpoint"]
     serving = f"modeld transport serving: instance={rec.instance_id} endpoint={ep} backend=none idle_ttl=5m0s"
     assert serving in d.stdout().splitlines()

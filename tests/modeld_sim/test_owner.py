@@ -340,7 +340,7 @@ def test_module_exports() -> None:
 async def _health(endpoint: str) -> dict[str, Any]:
     import json
 
-    from contract_tests.h2client import RawGrpcClient
+    from modeld_contract.h2client import RawGrpcClient
 
     host, port = endpoint.rsplit(":", 1)
     async with RawGrpcClient(host, int(port)) as c:
@@ -526,7 +526,12 @@ def test_follower_line_format() -> None:
 
     renewed = GoTime(1_782_000_000 * S + 5 * 10**8, 0)
     rec = liblease.LeaseRecord(
-        instance_id="3f1c", pid=42, host="box", acquired_at=renewed, renewed_at=renewed, ttl_ns=30 * S,
+        instance_id="3f1c",
+        pid=42,
+        host="box",
+        acquired_at=renewed,
+        renewed_at=renewed,
+        ttl_ns=30 * S,
         meta={"endpoint": "127.0.0.1:40123", "backend": "llama"},
     )
     line = format_follower_line("/tmp/root dir", rec, renewed.unix_ns + 1_500_000_000)  # 28.5 s left → 29s

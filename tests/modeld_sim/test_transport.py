@@ -17,8 +17,8 @@ import pytest
 from grpclib.encoding.base import CodecBase
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hs
+from modeld_contract.h2client import RawGrpcClient, frame_message
 
-from contract_tests.h2client import RawGrpcClient, frame_message
 from modeld_sim.transport import (
     GrpcServer,
     GrpcStatus,
@@ -61,8 +61,12 @@ def make_services(rec: Recorder) -> dict[str, Any]:
 
     async def meta(call: ServerCall, payload: bytes) -> bytes:
         return json.dumps(
-            {"fence": call.metadata("x-contenox-owner-instance"), "conn": call.conn_id,
-             "deadline": call.deadline is not None, "ct": call.content_type}
+            {
+                "fence": call.metadata("x-contenox-owner-instance"),
+                "conn": call.conn_id,
+                "deadline": call.deadline is not None,
+                "ct": call.content_type,
+            }
         ).encode()
 
     async def stream(call: ServerCall, payload: bytes) -> None:
@@ -170,8 +174,12 @@ async def test_zero_byte_message_reaches_handler(env: Any) -> None:
 
 @pytest.mark.parametrize(
     "ct",
-    ["application/grpc", "application/grpc+proto", "application/grpc+json",
-     "application/grpc+contenoxtransportjson; charset=utf-8"],
+    [
+        "application/grpc",
+        "application/grpc+proto",
+        "application/grpc+json",
+        "application/grpc+contenoxtransportjson; charset=utf-8",
+    ],
 )
 async def test_foreign_grpc_content_type_reaches_handler_and_is_echoed(env: Any, ct: str) -> None:
     _, c, _ = env
@@ -228,7 +236,9 @@ async def test_server_stream(env: Any) -> None:
     assert [json.loads(m) for m in r.messages] == [{"i": 0}, {"i": 1}, {"i": 2}]
     r = await c.call(p("Stream"), [])
     assert (r.code, r.message) == (
-        13, "cardinality violation: received no request message from non-client-streaming RPC")
+        13,
+        "cardinality violation: received no request message from non-client-streaming RPC",
+    )
     r = await c.call(p("StreamFail"), [b"{}"])
     assert (r.code, r.message) == (9, "session_closed: session is closed")
     assert (r.messages, r.trailers_only) == ([b"{}"], False)
@@ -253,8 +263,7 @@ async def test_big_reply_respects_peer_window(env: Any) -> None:
     # the grpclib client advertises ordinary windows: the server must wait for WINDOW_UPDATEs
     server, _, _ = env
     async with grpclib.client.Channel("127.0.0.1", server.port, codec=BytesCodec()) as ch:
-        reply = await uu(ch, "Big")(
-            str(8 << 20).encode())
+        reply = await uu(ch, "Big")(str(8 << 20).encode())
         assert len(reply) == 8 << 20
 
 
@@ -445,8 +454,16 @@ async def test_grpclib_many_concurrent_calls(env: Any) -> None:
 def _h2_preface_and_headers(path: str) -> bytes:
     conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
     conn.initiate_connection()
-    conn.send_headers(1, [(":method", "POST"), (":scheme", "http"), (":path", path), (":authority", "x"),
-                          ("content-type", CT)])
+    conn.send_headers(
+        1,
+        [
+            (":method", "POST"),
+            (":scheme", "http"),
+            (":path", path),
+            (":authority", "x"),
+            ("content-type", CT),
+        ],
+    )
     return conn.data_to_send()
 
 

@@ -19,8 +19,8 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from modeld_contract.corpus import observed
 
-from contract_tests.corpus import observed
 from modeldconn.wire import codec, methods
 from modeldconn.wire._gen.contenox.gojson.v1 import gojson_pb2
 from modeldconn.wire._gen.contenox.transport.v1 import compute_pb2 as pb

@@ -10,8 +10,8 @@ import pytest
 from google.rpc import error_details_pb2, status_pb2
 from hypothesis import given
 from hypothesis import strategies as hs
+from modeld_contract.corpus import observed
 
-from contract_tests.corpus import observed
 from modeldconn.wire import errors as E
 
 # Independent oracle, typed in from wire.md §9.1 (token -> (code, sentinel text)), in order.
@@ -40,14 +40,25 @@ ORACLE: list[tuple[str, int, str]] = [
 ORACLE_BY_TOKEN = {t: (c, s) for t, c, s in ORACLE}
 
 CLASSES: dict[str, type[E.SentinelError]] = {
-    "context_canceled": E.Canceled, "deadline_exceeded": E.DeadlineExceeded, "stale_fence": E.StaleFence,
-    "not_owner": E.NotOwner, "session_closed": E.SessionClosed, "context_overflow": E.ContextOverflow,
-    "session_fatal": E.SessionFatal, "model_busy": E.ModelBusy, "model_not_active": E.ModelNotActive,
-    "model_switch_required": E.ModelSwitchRequired, "device_busy": E.DeviceBusy,
-    "model_load_failed": E.ModelLoadFailed, "insufficient_memory": E.InsufficientMemory,
-    "slot_generation_stale": E.SlotGenerationStale, "backend_mismatch": E.BackendMismatch,
-    "unsupported_feature": E.UnsupportedFeature, "manifest_mismatch": E.ManifestMismatch,
-    "model_not_found": E.ModelNotFound, "digest_mismatch": E.DigestMismatch,
+    "context_canceled": E.Canceled,
+    "deadline_exceeded": E.DeadlineExceeded,
+    "stale_fence": E.StaleFence,
+    "not_owner": E.NotOwner,
+    "session_closed": E.SessionClosed,
+    "context_overflow": E.ContextOverflow,
+    "session_fatal": E.SessionFatal,
+    "model_busy": E.ModelBusy,
+    "model_not_active": E.ModelNotActive,
+    "model_switch_required": E.ModelSwitchRequired,
+    "device_busy": E.DeviceBusy,
+    "model_load_failed": E.ModelLoadFailed,
+    "insufficient_memory": E.InsufficientMemory,
+    "slot_generation_stale": E.SlotGenerationStale,
+    "backend_mismatch": E.BackendMismatch,
+    "unsupported_feature": E.UnsupportedFeature,
+    "manifest_mismatch": E.ManifestMismatch,
+    "model_not_found": E.ModelNotFound,
+    "digest_mismatch": E.DigestMismatch,
     "unsupported_model_type": E.UnsupportedModelType,
 }
 
@@ -83,8 +94,10 @@ def test_every_sentinel_round_trips(token: str) -> None:
 
 def test_overflow_round_trip_with_error_info() -> None:
     exc = E.ContextOverflow(stage="prefix", resident_tokens=0, additional_tokens=300, num_ctx=128)
-    assert str(exc) == ("exceeded the session context window during prefix: resident_tokens=0 "
-                        "additional_tokens=300 num_ctx=128")
+    assert str(exc) == (
+        "exceeded the session context window during prefix: resident_tokens=0 "
+        "additional_tokens=300 num_ctx=128"
+    )
     code, msg, details = E.status_for(exc)
     assert (code, msg) == (8, f"context_overflow: {exc}")
     assert details is not None
@@ -93,8 +106,12 @@ def test_overflow_round_trip_with_error_info() -> None:
     assert st.details[0].type_url == "type.googleapis.com/google.rpc.ErrorInfo"
     info = error_details_pb2.ErrorInfo.FromString(st.details[0].value)
     assert (info.reason, info.domain) == ("context_overflow", "contenox.transport")
-    assert dict(info.metadata) == {"stage": "prefix", "resident_tokens": "0", "additional_tokens": "300",
-                                   "num_ctx": "128"}
+    assert dict(info.metadata) == {
+        "stage": "prefix",
+        "resident_tokens": "0",
+        "additional_tokens": "300",
+        "num_ctx": "128",
+    }
     back = E.error_from_status(code, msg, details)
     assert isinstance(back, E.ContextOverflow)
     assert (back.stage, back.resident_tokens, back.additional_tokens, back.num_ctx) == ("prefix", 0, 300, 128)
@@ -126,8 +143,10 @@ def test_overflow_lenient_error_info() -> None:
 
 
 def test_manifest_mismatch_prefix_trimming() -> None:
-    msg = ("manifest_mismatch: contextasm: context manifest mismatch: contextasm: context manifest mismatch: "
-           "stable prefix changed between EnsurePrefix and PrefillSuffix")
+    msg = (
+        "manifest_mismatch: contextasm: context manifest mismatch: contextasm: context manifest mismatch: "
+        "stable prefix changed between EnsurePrefix and PrefillSuffix"
+    )
     b = E.error_from_status(9, msg, None)
     assert isinstance(b, E.ManifestMismatch)
     assert b.reason == "stable prefix changed between EnsurePrefix and PrefillSuffix"
@@ -145,26 +164,35 @@ def test_wrapping_first_row_wins() -> None:
     assert isinstance(bm, E.BackendMismatchLoadFailed)
     code, msg, _ = E.status_for(bm)
     assert code == 13
-    assert msg == ('model_load_failed: modeld failed to load model: model type not served by this '
-                   'modeld backend: requested "openvino", this daemon serves llama')
+    assert msg == (
+        "model_load_failed: modeld failed to load model: model type not served by this "
+        'modeld backend: requested "openvino", this daemon serves llama'
+    )
     im = E.ModelLoadFailed.wrapping(E.InsufficientMemory("need 9 GiB"))
     assert E.status_for(im)[1].startswith("model_load_failed: ")
 
 
 def test_backend_mismatch_load_failed_decoding() -> None:
-    msg = ('model_load_failed: modeld failed to load model: model type not served by this modeld backend: '
-           'requested "openvino", this daemon serves llama')
+    msg = (
+        "model_load_failed: modeld failed to load model: model type not served by this modeld backend: "
+        'requested "openvino", this daemon serves llama'
+    )
     b = E.error_from_status(13, msg)
     assert isinstance(b, E.ModelLoadFailed) and isinstance(b, E.BackendMismatch)
-    none_msg = ("model_load_failed: modeld failed to load model: modeld: no local inference backend compiled "
-                "in this build (build with -tags 'openvino openvino_genai' or -tags llamanode)")
+    none_msg = (
+        "model_load_failed: modeld failed to load model: modeld: no local inference backend compiled "
+        "in this build (build with -tags 'openvino openvino_genai' or -tags llamanode)"
+    )
     n = E.error_from_status(13, none_msg)
     assert type(n) is E.ModelLoadFailed and not isinstance(n, E.BackendMismatch)
 
 
 def test_unknown_errors_are_internal_with_message_kept() -> None:
     assert E.status_for(RuntimeError("modelstore: empty model name")) == (
-        13, "internal: modelstore: empty model name", None)
+        13,
+        "internal: modelstore: empty model name",
+        None,
+    )
     b = E.error_from_status(13, "internal: modelstore: empty model name")
     assert isinstance(b, E.InternalError) and b.text == "modelstore: empty model name"
     assert b.server_message == "internal: modelstore: empty model name"
@@ -173,8 +201,9 @@ def test_unknown_errors_are_internal_with_message_kept() -> None:
     assert isinstance(g, E.InternalError) and g.message == g.server_message
     t = E.error_from_status(12, "unknown method Nope for service contenox.transport.v1.Compute")
     assert type(t) is E.TransportError and t.code == 12
-    assert str(t) == ("rpc error: code = Unimplemented desc = "
-                      "unknown method Nope for service contenox.transport.v1.Compute")
+    assert str(t) == (
+        "rpc error: code = Unimplemented desc = unknown method Nope for service contenox.transport.v1.Compute"
+    )
     assert E.status_for(t) == (12, t.message, None)
     local = E.InternalError("handler Health panicked: boom")
     assert E.status_for(local) == (13, "internal: handler Health panicked: boom", None)

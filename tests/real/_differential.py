@@ -3,12 +3,12 @@
 A :class:`Pair` holds the real modeld (``RealDaemon``) and our simulator (in-process
 ``modeld_sim.simulator.Simulator`` on the same backend; the llama backend with the real llama.cpp engine),
 each on its own fresh data root inside its own temporary folder, each with its own copy of the corpus's
-``tiny-llama-ctx256.gguf``. An operation is a corpus-form case (``contract_tests.corpus.Case``: method,
+``tiny-llama-ctx256.gguf``. An operation is a corpus-form case (``modeld_contract.corpus.Case``: method,
 path, content-type, metadata, payloads with the corpus placeholders ``<IID>``, ``<MODEL>``, …); each side
 fills the placeholders with its own values and sends it with ``replay_case`` — the same bytes but for those
 values — and puts the reply in the corpus form with ``reply_record`` (instance id, endpoint, model and
 temporary paths back to placeholders). Describe and DiskStats replies get the recorder's machine-value
-masking (``contract_tests.real.record.mask_machine_values``). Everything else is compared exactly, as JSON
+masking (``modeld_contract.real.record.mask_machine_values``). Everything else is compared exactly, as JSON
 text (key order included): gRPC status code, message, details, HTTP status, content-type, every message.
 
 Exempt by nature, and only this: Snapshot's ``state_id`` (the sha256 of the engine's state blob); each side
@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from contract_tests._loop import LoopThread
-from contract_tests.corpus import (
+from modeld_contract._loop import LoopThread
+from modeld_contract.corpus import (
     MACHINE_METHODS,
     Case,
     Placeholders,
@@ -35,9 +35,9 @@ from contract_tests.corpus import (
     replay_case,
     reply_record,
 )
-from contract_tests.h2client import RawGrpcClient
-from contract_tests.real.daemon import RealDaemon
-from contract_tests.real.record import mask_machine_values
+from modeld_contract.h2client import RawGrpcClient
+from modeld_contract.real.daemon import RealDaemon
+from modeld_contract.real.record import mask_machine_values
 
 STATE_ID: Final = "<STATE_ID>"
 #: Sessions of a closed connection end about half a second later on the real daemon

@@ -14,8 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
-from contract_tests.real.build import BACKENDS, BuildError, BuildResult, build
+from modeld_contract.real.build import BACKENDS, BuildError, BuildResult, build
 
 ENV = "MODELD_REAL"
 STRICT_ENV = "MODELD_REAL_STRICT"
@@ -83,7 +82,7 @@ def modeld_llama() -> BuildResult:
 @pytest.fixture(scope="session")
 def record_twice(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str, Path], tuple[Path, Path]]:
     """Record ``real-<backend>.jsonl`` twice (two fresh daemons), once per session and backend."""
-    from contract_tests.real.record import record
+    from modeld_contract.real.record import record
 
     done: dict[str, tuple[Path, Path]] = {}
 

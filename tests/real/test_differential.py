@@ -39,9 +39,8 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
-
-from contract_tests.corpus import MODELD_CORPUS, TINY_GGUF_NAME, Case
-from contract_tests.real.build import BuildResult
+from modeld_contract.corpus import MODELD_CORPUS, TINY_GGUF_NAME, Case
+from modeld_contract.real.build import BuildResult
 
 FENCE: Final = "x-contenox-owner-instance"
 _UNSET: Final = object()

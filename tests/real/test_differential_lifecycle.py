@@ -1,6 +1,6 @@
 """Lifecycle, differentially: the same scenarios against the real modeld and ``modeld-sim serve``.
 
-The 17 scenarios of the lifecycle recorder (``contract_tests.real.record.LIFECYCLE_CASES``: start, the
+The 17 scenarios of the lifecycle recorder (``modeld_contract.real.record.LIFECYCLE_CASES``: start, the
 lease's shape and values, renewals, SIGTERM, SIGKILL, a second daemon on the same data root, SIGSTOP past
 the TTL with and without a rival, corrupt / empty / foreign leases) run once with the real daemon's binary
 and once with a launcher of ``modeld-sim serve --backend none`` in its place — the same scenario code, the
@@ -15,10 +15,9 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from contract_tests.real.build import BuildResult
-from contract_tests.real.daemon import RealDaemon
-from contract_tests.real.record import LIFECYCLE_CASES, _lab
+from modeld_contract.real.build import BuildResult
+from modeld_contract.real.daemon import RealDaemon
+from modeld_contract.real.record import LIFECYCLE_CASES, _lab
 
 
 @pytest.fixture(scope="module")

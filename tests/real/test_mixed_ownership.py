@@ -20,11 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from contract_tests.connectors.loader import make_factory
-from contract_tests.connectors.protocol import ConnectorError
-from contract_tests.real.build import BuildResult
-from contract_tests.real.daemon import RealDaemon, read_lease
+from modeld_contract.connectors.loader import make_factory
+from modeld_contract.connectors.protocol import ConnectorError
+from modeld_contract.real.build import BuildResult
+from modeld_contract.real.daemon import RealDaemon, read_lease
 
 pytestmark = pytest.mark.real_daemon("none")
 

@@ -1,4 +1,4 @@
-"""contract_tests.real.build: the cached build, and its typed failure (without Go for the failure tests)."""
+"""modeld_contract.real.build: the cached build, and its typed failure (without Go for the failure tests)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-
-from contract_tests.real.build import GOMOD_DIR, RUNTIME_VERSION, BuildError, BuildResult, build, cache_root
+from modeld_contract.real.build import GOMOD_DIR, RUNTIME_VERSION, BuildError, BuildResult, build, cache_root
 
 
 def test_build_error_names_the_step_the_log_tail_and_the_retry() -> None:
@@ -22,7 +21,7 @@ def test_build_error_names_the_step_the_log_tail_and_the_retry() -> None:
     )
     text = str(err)
     assert "step 'llama-cpp-compile'" in text and "fatal: boom" in text and "/x/logs/" in text
-    assert "retry: " in text and "python -m contract_tests.real build --backend llama" in text
+    assert "retry: " in text and "python -m modeld_contract.real build --backend llama" in text
     reason = err.skip_reason()
     assert "real modeld (llama) not buildable" in reason and "llama-cpp-compile" in reason
     assert "fatal: boom" in reason and "retry:" in reason
@@ -105,7 +104,7 @@ def test_llama_build_is_cached_and_links_llama_cpp(modeld_llama: BuildResult) ->
 def test_cli_build_prints_the_binary_and_is_instant_when_cached(modeld_none: BuildResult) -> None:
     t0 = time.monotonic()
     out = subprocess.run(
-        [sys.executable, "-m", "contract_tests.real", "build", "--backend", "none"],
+        [sys.executable, "-m", "modeld_contract.real", "build", "--backend", "none"],
         capture_output=True,
         text=True,
         timeout=120,

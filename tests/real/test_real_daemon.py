@@ -1,4 +1,4 @@
-"""contract_tests.real.daemon.RealDaemon: start, lease, stop with SIGTERM and the release check."""
+"""modeld_contract.real.daemon.RealDaemon: start, lease, stop with SIGTERM and the release check."""
 
 from __future__ import annotations
 
@@ -8,10 +8,9 @@ import signal
 from pathlib import Path
 
 import pytest
-
-from contract_tests.h2client import RawGrpcClient
-from contract_tests.real.build import BuildResult
-from contract_tests.real.daemon import DaemonError, RealDaemon, read_lease
+from modeld_contract.h2client import RawGrpcClient
+from modeld_contract.real.build import BuildResult
+from modeld_contract.real.daemon import DaemonError, RealDaemon, read_lease
 
 
 def _health(host: str, port: int) -> tuple[int | None, dict[str, object]]:

@@ -1,4 +1,4 @@
-"""contract_tests.real.diff: every kind of change is reported, identical recordings are not."""
+"""modeld_contract.real.diff: every kind of change is reported, identical recordings are not."""
 
 from __future__ import annotations
 
@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from contract_tests.corpus import MODELD_CORPUS
-from contract_tests.real.__main__ import main
+from modeld_contract.corpus import MODELD_CORPUS
+from modeld_contract.real.__main__ import main
 
 NONE = MODELD_CORPUS / "real-none.jsonl"
 

@@ -15,11 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from contract_tests.corpus import MODELD_CORPUS, load_cases
-from contract_tests.real.build import BuildResult
-from contract_tests.real.diff import diff_files
-from contract_tests.real.record import LIFECYCLE_CASES, MACHINE_VALUES, mask_machine_values, record_lifecycle
+from modeld_contract.corpus import MODELD_CORPUS, load_cases
+from modeld_contract.real.build import BuildResult
+from modeld_contract.real.diff import diff_files
+from modeld_contract.real.record import LIFECYCLE_CASES, MACHINE_VALUES, mask_machine_values, record_lifecycle
 
 RecordTwice = Callable[[str, Path], tuple[Path, Path]]
 
@@ -91,7 +90,7 @@ def test_lifecycle_cases_are_the_corpus_facts() -> None:
 
 def test_record_help_documents_the_options() -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "contract_tests.real", "record", "--help"],
+        [sys.executable, "-m", "modeld_contract.real", "record", "--help"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -124,7 +123,7 @@ def test_record_lifecycle_matches_the_corpus(modeld_none: BuildResult, tmp_path:
 
 @pytest.mark.real_daemon("none")
 def test_cli_record_and_diff(modeld_none: BuildResult, tmp_path: Path) -> None:
-    cmd = [sys.executable, "-m", "contract_tests.real"]
+    cmd = [sys.executable, "-m", "modeld_contract.real"]
     subprocess.run(
         [
             *cmd,
