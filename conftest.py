@@ -25,3 +25,6 @@ settings.register_profile(
     "deep", max_examples=5000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+# tests/plugin/ runs pytest inside throwaway projects to see the plugin as a provider repository does
+pytest_plugins = ["pytester"]

@@ -1,8 +1,10 @@
 """The ``modeld`` pytest plugin (entry point ``pytest11``): options, fixtures, markers, report.
 
-Registered for every pytest run once the package is installed, so it stays inert unless clauses of
-the contract suite are collected: fixtures are lazy, and the report hooks act only on tests that
-carry the ``clause`` marker.
+Installed, it is loaded by every pytest run in the environment, so it is a guest: importing it costs
+next to nothing (heavy modules load inside the hooks that need them), it registers nothing global
+(no Hypothesis profile: the clauses carry the suite's own settings, :mod:`modeld_contract.profiles`),
+and it prints nothing unless the suite is in use — its clauses collected, ``-p modeld`` given, or a
+``--modeld-*`` option / ``modeld_*`` ini value set.
 
 Run the suite: ``python -m pytest --pyargs modeld_contract -p modeld [--modeld-report=report.md]``.
 """
@@ -10,15 +12,18 @@ Run the suite: ``python -m pytest --pyargs modeld_contract -p modeld [--modeld-r
 from __future__ import annotations
 
 import importlib
-import os
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from modeld_contract.report import Report
+from modeld_contract.options import ModeldOptions, add_options, check_connector, explicitly_set, resolve
+
+if TYPE_CHECKING:  # the report module loads only when the suite is in use
+    from modeld_contract.report import Report
 
 # The suite's folder and import name: its modules are imported under this name however they were
 # collected (``--pyargs modeld_contract``, a path, or ``--pyargs contract_tests`` inside this
@@ -27,91 +32,43 @@ from modeld_contract.report import Report
 SUITE_DIR = Path(__file__).resolve().parent
 SUITE_PACKAGE = __name__.rpartition(".")[0]
 
-REPORT_KEY = pytest.StashKey[Report]()
-OPTIONS_KEY = pytest.StashKey["ModeldOptions"]()
+REPORT_KEY = pytest.StashKey["Report"]()
+OPTIONS_KEY = pytest.StashKey[ModeldOptions]()
 ACTIVE_KEY = pytest.StashKey[bool]()
+CONNECTOR_KEY = pytest.StashKey[str]()
+CONNECTOR_PROBLEM_KEY = pytest.StashKey[str]()
 
-DEFAULT_CONNECTOR = "modeldconn"
-PROFILES = ("dev", "ci", "deep")
-
-
-@dataclass(frozen=True)
-class ModeldOptions:
-    connector: str
-    target: str
-    model: str | None
-    report: str | None
-    profile: str
-
-    @property
-    def subprocess_connector(self) -> bool:
-        # Go driver (issue "Go conformance"): "go" runs the Go driver as a subprocess too
-        return self.connector.startswith("exec:") or self.connector == "go"
-
-    @property
-    def target_kind(self) -> str:
-        return "external" if self.target.startswith("lease:") else self.target
-
-    @property
-    def scriptable(self) -> bool:
-        return self.target == "sim"
-
-    # [real engines] byte arithmetic holds only for the simulator's fake engine
-    @property
-    def fake_engine(self) -> bool:
-        """The target serves the simulator's fake engine (one token per UTF-8 byte): the in-process or
-        subprocess simulator on its own tiny model, no ``--modeld-model``."""
-        return self.target in ("sim", "sim-subprocess") and not self.model
-
-    @property
-    def fake_engine_skip_reason(self) -> str:
-        why = f"target is {self.target}" + (f" with --modeld-model {self.model}" if self.model else "")
-        return f"needs the simulator's fake engine (one token per UTF-8 byte, docs/fake-engine.md); {why}"
+__all__ = ["ModeldOptions", "suite_in_use"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("modeld", "modeld contract suite")
-    group.addoption(
-        "--modeld-connector",
-        default=DEFAULT_CONNECTOR,
-        help="connector under test: a Python module or module:factory (default modeldconn), "
-        "'exec:COMMAND' for a driver executable (docs/driver-protocol.md), "
-        "or 'go' for the real Go connector (built on demand; skipped without Go)",
+    add_options(parser)
+
+
+def _plugin_named(config: pytest.Config) -> bool:
+    args = list(config.invocation_params.args)
+    return any(
+        (a == "-p" and i + 1 < len(args) and args[i + 1] == "modeld") or a == "-pmodeld"
+        for i, a in enumerate(args)
     )
-    group.addoption(
-        "--modeld-target",
-        default="sim",
-        help="target: sim (default, in-process simulator), sim-subprocess (modeld-sim serve), "
-        "lease:DATA_ROOT (an external daemon found through its lease), "
-        "real:none|real:llama (the real modeld v0.36.0, built if needed, a fresh daemon per clause)",
-    )
-    group.addoption("--modeld-model", default=None, help="TYPE:PATH of the model for external targets")
-    group.addoption(
-        "--modeld-report", default=None, help="write the conformance report to PATH.md or PATH.json"
-    )
-    group.addoption("--modeld-hypothesis-profile", default=None, help="Hypothesis profile: dev, ci, deep")
 
 
-def _register_profiles() -> None:
-    from hypothesis import HealthCheck, settings
+def _suite_in_args(config: pytest.Config) -> bool:
+    for arg in config.args:
+        name = arg.split("::")[0]
+        if name.split(".")[0] in (SUITE_PACKAGE, SUITE_DIR.name) and config.option.pyargs:
+            return True
+        try:
+            Path(name).resolve().relative_to(SUITE_DIR)
+        except (ValueError, OSError):
+            continue
+        return True
+    return False
 
-    common: dict[str, Any] = {
-        "deadline": None,
-        "print_blob": True,
-        "suppress_health_check": [HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-    }
-    settings.register_profile("dev", max_examples=60, **common)
-    settings.register_profile("ci", max_examples=200, derandomize=True, **common)
-    settings.register_profile("deep", max_examples=5000, **common)
 
-
-def _current_profile() -> str:
-    from hypothesis import settings
-
-    getter = getattr(settings, "get_current_profile_name", None)
-    if callable(getter):
-        return str(getter())
-    return str(getattr(settings, "_current_profile", "default"))
+def suite_in_use(config: pytest.Config) -> bool:
+    """The user asked for the suite: only then does the plugin validate, print a header, or report."""
+    return _plugin_named(config) or explicitly_set(config) or _suite_in_args(config)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -126,24 +83,36 @@ def pytest_configure(config: pytest.Config) -> None:
         "needs_fake_engine: clause checks the fake engine's byte arithmetic (skipped unless the target "
         "is the simulator with its fake engine)",
     )
-    _register_profiles()
-    from hypothesis import settings
-
-    chosen = config.getoption("--modeld-hypothesis-profile", None)
-    if chosen:
-        settings.load_profile(chosen)
-    elif _current_profile() == "default":
-        settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
-    opts = ModeldOptions(
-        connector=config.getoption("--modeld-connector", DEFAULT_CONNECTOR),
-        target=config.getoption("--modeld-target", "sim"),
-        model=config.getoption("--modeld-model", None),
-        report=config.getoption("--modeld-report", None),
-        profile=chosen or _current_profile(),
-    )
-    config.stash[OPTIONS_KEY] = opts
     config.stash[ACTIVE_KEY] = False
-    config.stash[REPORT_KEY] = Report(opts.connector, opts.target, opts.profile)
+    if not suite_in_use(config):
+        return
+    _activate(config)
+
+
+def _activate(config: pytest.Config) -> ModeldOptions:
+    from modeld_contract import profiles
+    from modeld_contract.report import Report
+
+    opts = resolve(config, default_profile=profiles.default_profile())
+    profiles.choose(opts.profile)
+    config.stash[OPTIONS_KEY] = opts
+    config.stash[REPORT_KEY] = Report(
+        opts.connector, opts.target, opts.profile, model=opts.model, strict=opts.strict
+    )
+    return opts
+
+
+def pytest_report_header(config: pytest.Config) -> list[str] | None:
+    opts = config.stash.get(OPTIONS_KEY, None)
+    if opts is None:
+        return None
+    from modeld_contract.catalogue import CONTRACT_VERSION, suite_version
+
+    return [
+        f"modeld contract suite {suite_version()} ({CONTRACT_VERSION}): connector={opts.connector} "
+        f"target={opts.target} model={opts.model or '-'} profile={opts.profile}"
+        + (" strict" if opts.strict else "")
+    ]
 
 
 def _suite_module_name(path: Path) -> str | None:
@@ -191,20 +160,27 @@ def _clause_of(item: pytest.Item) -> tuple[str, str] | None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    opts = config.stash.get(OPTIONS_KEY, None)
-    if opts is None:
+    clause_items = [(item, c) for item in items if (c := _clause_of(item)) is not None]
+    if not clause_items:
         return
-    for item in items:
-        c = _clause_of(item)
-        if c is None:
-            continue
-        config.stash[ACTIVE_KEY] = True
+    opts = config.stash.get(OPTIONS_KEY, None) or _activate(config)
+    config.stash[ACTIVE_KEY] = True
+    check_connector(opts.connector)  # a usage error, told once, before any clause runs
+    problem = _prepare_connector(config, opts)
+
+    from modeld_contract.catalogue import entries
+
+    catalogue = entries()
+    for item, (clause, source) in clause_items:
+        entry = catalogue.get(clause)
         fn = getattr(item, "function", None)
-        doc = (getattr(fn, "__doc__", None) or item.name).strip().splitlines()[0]
-        item.user_properties.append(("modeld_clause", c[0]))
-        item.user_properties.append(("modeld_title", doc))
-        item.user_properties.append(("modeld_source", c[1]))
-        if item.get_closest_marker("needs_scripting") and not opts.scriptable:
+        doc = " ".join((getattr(fn, "__doc__", None) or item.name).split())
+        item.user_properties.append(("modeld_clause", clause))
+        item.user_properties.append(("modeld_title", entry.sentence if entry else doc))
+        item.user_properties.append(("modeld_source", entry.source if entry and entry.source else source))
+        if problem:
+            item.add_marker(pytest.mark.skip(reason=problem))
+        elif item.get_closest_marker("needs_scripting") and not opts.scriptable:
             item.add_marker(
                 pytest.mark.skip(
                     reason=f"needs a scriptable target (the in-process simulator); target is {opts.target}"
@@ -212,11 +188,38 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             )
         elif item.get_closest_marker("needs_fake_engine") and not opts.fake_engine:
             item.add_marker(pytest.mark.skip(reason=opts.fake_engine_skip_reason))
-        # [real-targets] real:none|real:llama: the build's reason, or no engine (real/target.py)
         if opts.target.startswith("real:"):
             from modeld_contract.real.target import collection_skips
 
-            collection_skips(config, opts.target, item, c[0])
+            collection_skips(config, opts.target, item, clause)
+
+
+def _prepare_connector(config: pytest.Config, opts: ModeldOptions) -> str:
+    """Resolve the connector spec once (``go`` is built here). Returns a skip reason when it cannot be
+    had and strict mode is off; under strict mode the run ends here, non-zero, with the reason."""
+    from modeld_contract.connectors.loader import ConnectorUnavailable, resolve_spec
+
+    if config.option.collectonly:
+        config.stash[CONNECTOR_KEY] = opts.connector
+        return ""
+    try:
+        config.stash[CONNECTOR_KEY] = resolve_spec(opts.connector)
+    except ConnectorUnavailable as exc:
+        if opts.strict:
+            rep = config.stash.get(REPORT_KEY, None)
+            if rep is not None:
+                rep.problem = f"connector {opts.connector} unavailable: {exc.reason}"
+            pytest.exit(
+                f"modeld: the connector {opts.connector!r} cannot be had: {exc.reason} "
+                "(strict mode: CI or MODELD_STRICT is set, so this fails the run instead of skipping)",
+                returncode=pytest.ExitCode.TESTS_FAILED,
+            )
+        return str(exc.reason)
+    return ""
+
+
+_HYPOTHESIS_BLOB = re.compile(r"@reproduce_failure\([^)]*\)")
+_HYPOTHESIS_SEED = re.compile(r"@seed\((\d+)\)|--hypothesis-seed=(\d+)")
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
@@ -224,50 +227,60 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     clause = props.get("modeld_clause")
     if clause is None:
         return
+    from modeld_contract.applicability import NOT_APPLICABLE_PREFIX
+
+    replay = ""
     if report.when == "call" or (report.when == "setup" and (report.failed or report.skipped)):
         if report.passed:
             outcome, reason = "passed", ""
         elif report.skipped:
-            outcome = "skipped"
             lr = report.longrepr
             reason = str(lr[2]) if isinstance(lr, tuple) and len(lr) == 3 else str(lr)
             reason = reason.removeprefix("Skipped: ")
+            outcome = "skipped"
+            if reason.startswith(NOT_APPLICABLE_PREFIX):
+                outcome, reason = "not-applicable", reason[len(NOT_APPLICABLE_PREFIX) :]
         else:
             outcome = "failed" if report.when == "call" else "error"
             reason = _failure_reason(report)
-        _REPORTS.append(
-            (
-                str(clause),
-                str(props.get("modeld_title", "")),
-                str(props.get("modeld_source", "")),
-                report.nodeid,
-                outcome,
-                reason,
-                report.duration,
-            )
-        )
+            replay = _hypothesis_replay(report)
     elif report.when == "teardown" and report.failed:
-        _REPORTS.append(
-            (
-                str(clause),
-                str(props.get("modeld_title", "")),
-                str(props.get("modeld_source", "")),
-                report.nodeid,
-                "error",
-                _failure_reason(report),
-                report.duration,
-            )
+        outcome, reason = "error", _failure_reason(report)
+    else:
+        return
+    _REPORTS.append(
+        (
+            str(clause),
+            str(props.get("modeld_title", "")),
+            str(props.get("modeld_source", "")),
+            report.nodeid,
+            outcome,
+            reason,
+            report.duration,
+            replay,
         )
+    )
 
 
-_REPORTS: list[tuple[str, str, str, str, str, str, float]] = []
+_REPORTS: list[tuple[str, str, str, str, str, str, float, str]] = []
 
 
 def _failure_reason(report: pytest.TestReport) -> str:
     crash = getattr(report.longrepr, "reprcrash", None)
-    if crash is not None:
-        return str(crash.message)
-    return str(report.longreprtext).strip().splitlines()[-1] if report.longreprtext else "failed"
+    if crash is not None and str(crash.message).strip():
+        return str(crash.message).strip()
+    text = str(report.longreprtext).strip()
+    return text.splitlines()[-1] if text else "failed"
+
+
+def _hypothesis_replay(report: pytest.TestReport) -> str:
+    """Hypothesis's own way back to the failing example, when it printed one."""
+    text = str(report.longreprtext)
+    found = _HYPOTHESIS_BLOB.findall(text)
+    if found:
+        return str(found[-1])
+    seed = _HYPOTHESIS_SEED.search(text)
+    return f"--hypothesis-seed={seed.group(1) or seed.group(2)}" if seed else ""
 
 
 def _collect(config: pytest.Config) -> Report | None:
@@ -276,7 +289,7 @@ def _collect(config: pytest.Config) -> Report | None:
         return None
     while _REPORTS:
         rep.record(*_REPORTS.pop(0))
-    return rep if rep.clauses else None
+    return rep
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -285,7 +298,17 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return  # xdist worker: the controller writes the report
     rep = _collect(config)
     opts = config.stash.get(OPTIONS_KEY, None)
-    if rep is not None and opts is not None and opts.report:
+    if rep is None or opts is None or not (rep.clauses or rep.problem):
+        return
+    ran = rep.ran()
+    if opts.min_ran and ran < opts.min_ran and not rep.problem:
+        rep.problem = (
+            f"only {ran} clauses ran against target {opts.target} (passed or failed), fewer than the "
+            f"{opts.min_ran} expected (--modeld-min-ran): a target or family silently ran nothing"
+        )
+    if rep.problem and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    if opts.report:
         rep.finished = time.time()
         rep.write(opts.report)
 
@@ -294,16 +317,16 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     if hasattr(config, "workerinput"):
         return
     rep = _collect(config)
-    if rep is None:
+    opts = config.stash.get(OPTIONS_KEY, None)
+    if rep is None or opts is None or not (rep.clauses or rep.problem):
         return
     tr = terminalreporter
     tr.section("modeld conformance", sep="=")
     tw = getattr(tr, "_tw", None)
-    width = max(80, int(getattr(tw, "fullwidth", 100)))
-    for line in rep.summary_lines(width=width):
+    width = max(40, int(getattr(tw, "fullwidth", 80)))
+    for line in rep.summary_lines(width=width, options=opts.command_line()):
         tr.write_line(line)
-    opts = config.stash.get(OPTIONS_KEY, None)
-    if opts is not None and opts.report:
+    if opts.report:
         tr.write_line(f"report written to {opts.report}")
 
 
@@ -313,17 +336,20 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 
 @pytest.fixture(scope="session")
 def modeld_options(pytestconfig: pytest.Config) -> ModeldOptions:
-    return pytestconfig.stash[OPTIONS_KEY]
+    opts = pytestconfig.stash.get(OPTIONS_KEY, None)
+    return opts if opts is not None else _activate(pytestconfig)
 
 
 @pytest.fixture(scope="session")
-def modeld_connector_factory(modeld_options: ModeldOptions) -> Iterator[Any]:
+def modeld_connector_factory(pytestconfig: pytest.Config, modeld_options: ModeldOptions) -> Iterator[Any]:
     from modeld_contract.connectors.loader import ConnectorUnavailable, make_factory
+    from modeld_contract.strict import unavailable
 
+    spec = pytestconfig.stash.get(CONNECTOR_KEY, modeld_options.connector)
     try:
-        factory = make_factory(modeld_options.connector)
-    except ConnectorUnavailable as exc:  # Go driver (issue "Go conformance"): no Go, or the build failed
-        pytest.skip(exc.reason)
+        factory = make_factory(spec)
+    except ConnectorUnavailable as exc:
+        unavailable(exc.reason, pytestconfig)
     yield factory
     factory.shutdown()
 
@@ -337,14 +363,10 @@ def modeld_connector(modeld_connector_factory: Any) -> Iterator[Any]:
 
 
 @pytest.fixture
-def modeld_data_root(request: pytest.FixtureRequest, modeld_options: ModeldOptions, tmp_path: Path) -> str:
-    """An empty data root for discovery clauses: on pyfakefs for an in-process connector (nothing
-    touches the disk), a real temporary directory for a driver subprocess (it cannot see pyfakefs)."""
-    if not modeld_options.subprocess_connector:
-        fs = request.getfixturevalue("fs")
-        root = "/modeld-contract/data"
-        fs.create_dir(root)
-        return root
+def modeld_data_root(tmp_path: Path) -> str:
+    """An empty data root for discovery clauses: a real temporary directory, for every kind of
+    connector (a driver subprocess could not see a faked filesystem, and one code path keeps the
+    clauses identical for all connectors)."""
     root_path = tmp_path / "data"
     root_path.mkdir()
     return str(root_path)
@@ -364,17 +386,16 @@ def modeld_target(
     elif kind == "sim-subprocess":
         target = SubprocessSimTarget(str(tmp_path / "root"))
     elif kind.startswith("lease:"):
-        model = parse_model_option(modeld_options.model)
+        model = parse_model_option(modeld_options.model_spec)
         if not model:
-            pytest.skip("--modeld-model TYPE:PATH is required for an external target")
+            pytest.skip("this clause needs a model, and the run was given --modeld-model none")
         target = ExternalTarget(kind[len("lease:") :], model)
     elif kind.startswith("real:"):
-        # [real-targets] a fresh real modeld per clause (contract_tests/real/target.py)
         from modeld_contract.real.target import make_real_target
 
-        target = make_real_target(request.config, kind, modeld_options.model, tmp_path / "root")
-    else:
-        raise pytest.UsageError(f"unknown --modeld-target {kind!r}")
+        target = make_real_target(request.config, kind, modeld_options.model_spec, tmp_path / "root")
+    else:  # options.resolve refuses any other target before collection
+        raise AssertionError(f"unvalidated --modeld-target {kind!r}")
     yield target
     target.stop()
 
