@@ -1,17 +1,26 @@
-"""Helpers shared by clause modules (no assertions about the code under test here)."""
+"""Helpers shared by clause modules (no assertions about the code under test here, except the
+deadline bounds of :func:`assert_deadline_held`, which state a rule of the contract)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import platform
+import socket
+import struct
+import threading
 import time
 import uuid
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, TypeVar
 
-from modeld_contract.connectors.protocol import ConnectorError
+from modeld_contract.applicability import not_applicable
+from modeld_contract.connectors.protocol import HARNESS_TIMEOUT, ConnectorError, OperationUnsupported
 from modeld_contract.oracles.lease import format_rfc3339
+
+T = TypeVar("T")
 
 NS = 1_000_000_000
 BIN_ENV = "CONTENOX_MODELD_BIN"
@@ -158,3 +167,190 @@ def long_text(chars: int = 1536) -> str:
         x = (1103515245 * x + 12345) % (1 << 31)
         out.append(alphabet[(x >> 16) % len(alphabet)])
     return "".join(out)
+
+
+# --- operations a connector may lack ----------------------------------------------------------------
+
+
+def supported(call: Callable[[], T], what: str) -> T:
+    """``call()``; when the connector does not offer the operation (``what``), the clause is not
+    applicable: nothing of ours may answer in its place."""
+    try:
+        return call()
+    except OperationUnsupported as err:
+        not_applicable(f"the connector has no {what} ({err.message or err.kind})")
+
+
+def optional(conn: Any, name: str) -> Callable[..., Any]:
+    """The connector's optional operation ``name`` (e.g. ``push_model``); not applicable without it."""
+    fn = getattr(conn, name, None)
+    if not callable(fn):
+        not_applicable(f"the connector has no {name}")
+    return fn  # type: ignore[no-any-return]
+
+
+# --- deadlines ---------------------------------------------------------------------------------------
+
+#: The caller's deadline the deadline clauses give (seconds).
+DEADLINE_S = 1.0
+
+
+def deadline_bounds(t: float) -> tuple[float, float]:
+    """A call given ``timeout=t`` against a daemon that never answers ends within [t, t + 20 % + 50 ms]:
+    not before the caller's deadline (the connector may not give up early) and not much after."""
+    return t, t * 1.2 + 0.05
+
+
+def timed(call: Callable[[], Any]) -> tuple[ConnectorError | None, Any, float]:
+    """(the typed error or None, the result or None, seconds the call took). An operation the
+    connector does not offer makes the clause not applicable."""
+    t0 = time.monotonic()
+    try:
+        out = call()
+    except OperationUnsupported as err:
+        not_applicable(f"the connector does not offer the operation ({err.message or err.kind})")
+    except ConnectorError as err:
+        return err, None, time.monotonic() - t0
+    return None, out, time.monotonic() - t0
+
+
+def assert_deadline_held(
+    what: str, err: ConnectorError | None, took: float, t: float, kinds: tuple[str, ...]
+) -> None:
+    """The call ended by the caller's deadline ``t``: a typed error of one of ``kinds`` (matched as
+    Go ``errors.Is``), within :func:`deadline_bounds`."""
+    lo, hi = deadline_bounds(t)
+    assert err is not None, f"{what}: returned after {took:.3f} s although the daemon never answered"
+    assert err.kind != HARNESS_TIMEOUT, f"{what}: no deadline at all ({err}); caller's deadline {t} s"
+    assert any(err.matches(k) for k in kinds), f"{what}: want one of {kinds}, got {err}"
+    assert took >= lo, f"{what}: gave up after {took:.3f} s, before the caller's deadline of {t} s ({err})"
+    assert took <= hi, f"{what}: took {took:.3f} s for a {t} s deadline (bound {hi:.3f} s)"
+
+
+# --- a listener that accepts and never answers --------------------------------------------------------
+
+
+class CountingListener:
+    """A loopback port that accepts TCP connections, counts them and never reads or answers."""
+
+    def __init__(self) -> None:
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(64)
+        self._sock.settimeout(0.05)
+        self.endpoint = f"127.0.0.1:{self._sock.getsockname()[1]}"
+        self._held: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._accept, name="modeld-counting-listener", daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except (TimeoutError, OSError):
+                continue
+            with self._lock:
+                self._held.append(conn)
+
+    @property
+    def accepted(self) -> int:
+        with self._lock:
+            return len(self._held)
+
+    def wait_accepted(self, n: int, within: float) -> int:
+        """The count once it reached ``n`` or ``within`` seconds passed (the accept thread may lag)."""
+        deadline = time.monotonic() + within
+        while self.accepted < n and time.monotonic() < deadline:
+            self._stop.wait(0.01)
+        return self.accepted
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2.0)
+        with self._lock:
+            held, self._held = self._held, []
+        for c in held:
+            with contextlib.suppress(OSError):
+                c.close()
+        self._sock.close()
+
+
+@contextlib.contextmanager
+def counting_listener() -> Iterator[CountingListener]:
+    lst = CountingListener()
+    try:
+        yield lst
+    finally:
+        lst.close()
+
+
+# --- the daemon seen through a channel of our own -----------------------------------------------------
+
+#: The fence metadata key and the codec's content-type (wire.md §5), restated: the observer shares
+#: nothing with the connector under test.
+_FENCE_HEADER = "x-contenox-owner-instance"
+_SERVICE = "/contenox.transport.v1.Compute/"
+
+
+class ObserverError(AssertionError):
+    """The daemon refused the observer's own call: the clause cannot compare (the target is broken)."""
+
+
+class Observer:
+    """Asks the target's daemon directly, over a raw HTTP/2 connection of the harness fenced to the
+    lease's instance: an independent witness of what the daemon holds and answers, to compare a
+    connector's answer with (never the connector's own other answers)."""
+
+    def __init__(self, target: Any) -> None:
+        self.target = target
+
+    def call(self, method: str, body: Mapping[str, Any], *, fenced: bool = True) -> dict[str, Any]:
+        from modeld_contract.h2client import RawGrpcClient
+
+        endpoint = str(self.target.endpoint)
+        instance = str(self.target.instance_id)
+        host, _, port = endpoint.rpartition(":")
+        payload = dict(body)
+        metadata: list[tuple[str, str]] = []
+        if fenced:
+            payload.setdefault("owner_instance_id", instance)
+            metadata.append((_FENCE_HEADER, instance))
+
+        async def go() -> Any:
+            async with RawGrpcClient(host, int(port)) as c:
+                return await c.call(
+                    _SERVICE + method, [json.dumps(payload).encode()], metadata=metadata, timeout=20.0
+                )
+
+        reply = asyncio.run(go())
+        if reply.code != 0 or not reply.messages:
+            raise ObserverError(f"the daemon refused the observer's {method}: {reply.code} {reply.message}")
+        out = json.loads(reply.messages[0])
+        return dict(out) if isinstance(out, dict) else {}
+
+    def status(self) -> dict[str, Any]:
+        return self.call("Status", {})
+
+    def disk_stats(self) -> dict[str, Any]:
+        return self.call("DiskStats", {})
+
+    def list_models(self) -> list[dict[str, Any]]:
+        return list(self.call("ListModels", {}).get("models") or [])
+
+    def describe(self, model: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str, Any]:
+        return self.call("Describe", {**_model_fields(model), "config": dict(config)})
+
+    def embed(self, model: Mapping[str, Any], config: Mapping[str, Any], text: str) -> list[float]:
+        out = self.call("Embed", {**_model_fields(model), "config": dict(config), "text": text})
+        return [float(x) for x in out.get("vector") or []]
+
+
+def _model_fields(model: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: model[k] for k in ("model_name", "type", "digest", "path", "adapters") if model.get(k)}
+
+
+def float32(x: float) -> float:
+    """``x`` as the nearest float32 (the wire's embedding element type, Go ``[]float32``)."""
+    return float(struct.unpack("<f", struct.pack("<f", x))[0])

@@ -6,10 +6,14 @@ The module (or any object with the same attributes) is expected to offer, async 
 ``prefill_suffix``, ``decode`` (an async iterator of chunks; errors raised), ``explain_context``,
 ``snapshot``, ``restore``, ``close``; ``load_model(ref, cfg, expected_generation)``,
 ``unload_model(expected_generation)``, ``embed(ref, cfg, text)``, ``list_models()``,
-``remove_model(name)``, ``disk_stats()``; optionally ``probe`` (a function, or a module holding one)
-and ``close``/``aclose``/``reset`` (drop cached connections). A ``timeout=`` keyword is passed
-only to callables that declare it. Types (``ModelRef``, ``Config``, ``PrefixInput``, …) are taken from
-the module when it has them, else from :mod:`modeldconn.types`.
+``remove_model(name)``, ``disk_stats()``; optionally ``probe`` (a function, or a module holding one;
+without it, ``local_endpoint_addr`` — Go's ``LocalEndpointAddr``, which runs the connector's own
+probe — answers the probe op, as the Go driver does), ``push_model(source, name, type, digest=,
+format=)`` and ``close``/``aclose``/``reset`` (drop cached connections). An operation the object lacks
+raises :class:`~modeld_contract.connectors.protocol.OperationUnsupported`: nothing of ours stands in
+for the connector under test. A ``timeout=`` keyword is passed only to callables that declare it.
+Types (``ModelRef``, ``Config``, ``PrefixInput``, …) are taken from the module when it has them,
+else from :mod:`modeldconn.types`.
 
 Errors are read by duck typing, never by class identity: ``exc.token`` / ``exc.wrapped_tokens()``
 (a sentinel), ``exc.state`` (a probe state), ``exc.code`` (a raw gRPC status).
@@ -36,6 +40,7 @@ from modeld_contract.connectors.protocol import (
     SENTINEL_KINDS,
     ConnectorError,
     DecodeResult,
+    OperationUnsupported,
 )
 
 __all__ = ["DEFAULT_BOUND", "InProcessConnector", "error_to_connector_error", "shared_loop"]
@@ -137,8 +142,8 @@ class InProcessConnector:
     # ---------------------------------------------------------------- plumbing
     def _fn(self, name: str) -> Callable[..., Any]:
         fn = getattr(self.module, name, None)
-        if fn is None or not callable(fn):
-            raise ConnectorError("error", f"connector {self.name} has no {name}()")
+        if fn is None or not callable(fn) or isinstance(fn, types.ModuleType):
+            raise OperationUnsupported(f"connector {self.name} has no {name}()")
         return fn  # type: ignore[no-any-return]
 
     def _call(self, fn: Callable[..., Any], *args: Any, timeout: float | None = None, **kw: Any) -> Any:
@@ -236,16 +241,36 @@ class InProcessConnector:
         p = getattr(self.module, "probe", None)
         if isinstance(p, types.ModuleType):
             p = getattr(p, "probe", None)
-        if p is None:
-            p = importlib.import_module("modeldconn.probe").probe
-        st = self._call(p, self._data_root or None, timeout=timeout)
-        state = getattr(st, "state", "")
-        return {
-            "state": str(getattr(state, "value", state)),
-            "endpoint": str(getattr(st, "endpoint", "")),
-            "instance": str(getattr(st, "instance", "")),
-            "backend": str(getattr(st, "backend", "")),
-        }
+        if callable(p):
+            st = self._call(p, self._data_root or None, timeout=timeout)
+            state = getattr(st, "state", "")
+            return {
+                "state": str(getattr(state, "value", state)),
+                "endpoint": str(getattr(st, "endpoint", "")),
+                "instance": str(getattr(st, "instance", "")),
+                "backend": str(getattr(st, "backend", "")),
+            }
+        if callable(getattr(self.module, "local_endpoint_addr", None)):
+            return self._probe_by_endpoint(timeout)
+        raise OperationUnsupported(f"connector {self.name} has no probe() nor local_endpoint_addr()")
+
+    def _probe_by_endpoint(self, timeout: float | None) -> JSON:
+        """The probe as Go's modeldconn exposes it: ``LocalEndpointAddr`` runs the connector's probe
+        and returns the endpoint or the probe's typed error; the instance comes from the connector's
+        own offline lease reading (``detect``), the backend from its ``backend()``."""
+        out: JSON = {"state": "running", "endpoint": "", "instance": "", "backend": ""}
+        try:
+            out["endpoint"] = str(self._call(self._fn("local_endpoint_addr"), timeout=timeout))
+        except ConnectorError as err:
+            if err.kind not in PROBE_KINDS:
+                raise
+            out["state"] = err.kind
+            return out
+        detect = getattr(self.module, "detect", None)
+        if callable(detect):
+            out["instance"] = str(getattr(self._call(detect), "instance", ""))
+        out["backend"] = self.backend()
+        return out
 
     # ---------------------------------------------------------------- lease-resolved calls
     def status(self, timeout: float | None = None) -> JSON:
@@ -294,6 +319,21 @@ class InProcessConnector:
 
     def disk_stats(self, timeout: float | None = None) -> JSON:
         out = self._to_json(self._call(self._fn("disk_stats"), timeout=timeout))
+        return dict(out) if isinstance(out, dict) else {}
+
+    def push_model(
+        self,
+        name: str,
+        type: str,
+        data: bytes,
+        digest: str | None = None,
+        format: str = "file",
+        timeout: float | None = None,
+    ) -> JSON:
+        fn = self._fn("push_model")
+        out = self._to_json(
+            self._call(fn, bytes(data), name, type, digest=digest, format=format, timeout=timeout)
+        )
         return dict(out) if isinstance(out, dict) else {}
 
     # ---------------------------------------------------------------- session calls

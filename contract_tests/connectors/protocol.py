@@ -10,8 +10,14 @@ language can produce them by marshalling its own types.
 Errors are :class:`ConnectorError` with a ``kind``: a sentinel token of the wire's table
 (``stale_fence``, ``session_closed``, …), a probe state (``not-installed``, ``not-running``, ``stale``,
 ``unreachable``), or one of ``transport`` (a gRPC status outside the table), ``internal`` (Internal
-outside the table), ``error`` (anything else) and ``harness_timeout`` (the call did not return within
-the harness's bound: the connector has no deadline of its own).
+outside the table), ``error`` (anything else), ``harness_timeout`` (the call did not return within
+the harness's bound: the connector has no deadline of its own) and ``unsupported_operation`` (the
+connector does not offer the operation at all: :class:`OperationUnsupported`).
+
+A connector that lacks an operation cannot keep or break the rules about it, and nothing of ours may
+stand in for it: an adapter raises :class:`OperationUnsupported`, and the clauses about that operation
+report themselves *not applicable*. Operations beyond the :class:`Connector` protocol are optional by
+design (:data:`OPTIONAL_OPS`); a clause finds them with :func:`optional_op`.
 """
 
 from __future__ import annotations
@@ -23,11 +29,15 @@ from typing import Any, Protocol, runtime_checkable
 __all__ = [
     "HARNESS_TIMEOUT",
     "JSON",
+    "OPTIONAL_OPS",
     "PROBE_KINDS",
     "SENTINEL_KINDS",
+    "UNSUPPORTED",
     "Connector",
     "ConnectorError",
     "DecodeResult",
+    "OperationUnsupported",
+    "optional_op",
 ]
 
 JSON = dict[str, Any]
@@ -59,6 +69,13 @@ SENTINEL_KINDS: tuple[str, ...] = (
 PROBE_KINDS: tuple[str, ...] = ("not-installed", "not-running", "stale", "unreachable")
 #: The kind of a call the harness gave up waiting for.
 HARNESS_TIMEOUT = "harness_timeout"
+#: The kind of a call to an operation the connector does not offer.
+UNSUPPORTED = "unsupported_operation"
+#: Operations an adapter offers only when the connector has them, as methods of the same names:
+#: ``push_model(name, type, data, digest=None, format="file", timeout=None)`` → ``PushResult``
+#: (``{"already_present", "bytes_written"}``; ``data`` raw bytes, ``digest`` None = the connector
+#: computes the sha256 of ``data``).
+OPTIONAL_OPS: tuple[str, ...] = ("push_model",)
 
 
 class ConnectorError(Exception):
@@ -96,12 +113,29 @@ class ConnectorError(Exception):
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ConnectorError:
+        kind = str(data.get("kind", "error"))
+        if kind == UNSUPPORTED:
+            return OperationUnsupported(str(data.get("message", "")))
         return cls(
-            str(data.get("kind", "error")),
+            kind,
             str(data.get("message", "")),
             tokens=[str(t) for t in data.get("tokens") or ()],
             detail=data.get("detail"),
         )
+
+
+class OperationUnsupported(ConnectorError):
+    """The connector does not offer the operation (kind :data:`UNSUPPORTED`)."""
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(UNSUPPORTED, message)
+
+
+def optional_op(conn: object, name: str) -> Any:
+    """The bound optional operation ``name`` of an adapter (:data:`OPTIONAL_OPS`), or None when the
+    adapter (hence the connector) lacks it."""
+    fn = getattr(conn, name, None)
+    return fn if callable(fn) else None
 
 
 @dataclass
