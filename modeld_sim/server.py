@@ -27,6 +27,7 @@ from modeldconn.wire.fence import FENCE_HEADER, SERVICE
 from modeldconn.wire.methods import METHODS, Kind
 
 from .transport import GrpcServer, GrpcStatus, ServerCall
+from .wirelog import WireCall, WireLog
 
 log = logging.getLogger("modeld_sim.server")
 
@@ -60,6 +61,16 @@ def _foreign_codec_error(cls: type[Message], *, stream: bool) -> GrpcStatus:
     return GrpcStatus(_INTERNAL, codec.grpc_unmarshal_message(text, stream=stream))
 
 
+class _CallBox:
+    """What one call's body found out: the decoded request and its wire log entry."""
+
+    __slots__ = ("entry", "request")
+
+    def __init__(self) -> None:
+        self.request: Message | None = None
+        self.entry: WireCall | None = None
+
+
 def _status_of(exc: BaseException) -> GrpcStatus:
     code, message, details = werr.status_for(exc)
     return GrpcStatus(code, message, details)
@@ -78,12 +89,15 @@ class ComputeServer:
         accept_plain_grpc: bool = False,
         max_message_bytes: int | None = None,
         hooks: Hooks | None = None,
+        wire: WireLog | None = None,
     ) -> None:
         self.instance_id = instance_id
         self.backend = backend
         self.slot = slot
         self.store = store
         self.hooks = hooks
+        self.wire = wire if wire is not None else WireLog()
+        """Every call's decoded request and sent messages (and scripted answers): see modeld_sim.wirelog."""
         self._seq = 0
         self._sessions: dict[str, Any] = {}
         self._handle_conn: dict[str, int] = {}
@@ -185,37 +199,51 @@ class ComputeServer:
         except codec.GoJSONError as exc:
             raise GrpcStatus(_INTERNAL, codec.grpc_unmarshal_message(str(exc), stream=stream)) from exc
 
-    async def _guarded(
-        self, call: ServerCall, name: str, body: Callable[[list[Message | None]], Awaitable[T]]
-    ) -> T:
+    def _record(self, call: ServerCall, name: str, box: _CallBox) -> WireCall:
+        """The wire log's entry of this call, made at the latest when it ends (an undecodable body
+        is recorded without a request)."""
+        if box.entry is None:
+            box.entry = self.wire.begin(name, call.conn_id, call.metadata(FENCE_HEADER), box.request)
+        return box.entry
+
+    async def _guarded(self, call: ServerCall, name: str, body: Callable[[_CallBox], Awaitable[T]]) -> T:
         """Run one call's body; any failure becomes the status the real daemon sends, and the hooks
-        (faults, transcript) see every outcome. ``box[0]`` is the decoded request, once there is one."""
-        box: list[Message | None] = [None]
+        (faults, transcript) and the wire log see every outcome. ``box.request`` is the decoded
+        request, once there is one."""
+        box = _CallBox()
         try:
             out = await body(box)
         except asyncio.CancelledError:
+            self.wire.end(self._record(call, name, box), None, "")
             raise
         except Exception as exc:
             status = self._status(name, exc)
-            self._hook_after(call, name, box[0], status.code, status.message)
+            self.wire.end(self._record(call, name, box), status.code, status.message)
+            self._hook_after(call, name, box.request, status.code, status.message)
             if status is exc:
                 raise
             raise status from exc
-        self._hook_after(call, name, box[0], 0, "")
+        self.wire.end(self._record(call, name, box), 0, "")
+        self._hook_after(call, name, box.request, 0, "")
         return out
 
     def _unary(
         self, name: str, req_cls: type[Message], impl: Callable[[ServerCall, Any], Awaitable[Message]]
     ) -> Callable[[ServerCall, bytes], Awaitable[bytes]]:
         async def handler(call: ServerCall, payload: bytes) -> bytes:
-            async def body(box: list[Message | None]) -> bytes:
-                req = box[0] = self._decode(call, req_cls, payload, stream=False)
+            async def body(box: _CallBox) -> bytes:
+                req = box.request = self._decode(call, req_cls, payload, stream=False)
+                entry = self._record(call, name, box)
                 await self._hook_before(call, name, req)
                 resp = await impl(call, req)
                 # [faults] optional hook: rewrite a unary answer (Health faults; see modeld_sim.faults)
                 respond = getattr(self.hooks, "respond", None)
                 if respond is not None:
                     resp = respond(call, name, req, resp)
+                scripted = self.wire.take_answer(name)
+                if isinstance(scripted, Message):
+                    resp = scripted
+                self.wire.sent(entry, resp)
                 return codec.encode(resp)
 
             return await self._guarded(call, name, body)
@@ -229,10 +257,12 @@ class ComputeServer:
         impl: Callable[[ServerCall, Any], AsyncIterator[Message]],
     ) -> Callable[[ServerCall, bytes], Awaitable[None]]:
         async def handler(call: ServerCall, payload: bytes) -> None:
-            async def body(box: list[Message | None]) -> None:
-                req = box[0] = self._decode(call, req_cls, payload, stream=True)
+            async def body(box: _CallBox) -> None:
+                req = box.request = self._decode(call, req_cls, payload, stream=True)
+                entry = self._record(call, name, box)
                 await self._hook_before(call, name, req)
                 async for msg in impl(call, req):
+                    self.wire.sent(entry, msg)
                     await call.send(codec.encode(msg))
 
             await self._guarded(call, name, body)
@@ -240,17 +270,23 @@ class ComputeServer:
         return handler
 
     def _client_stream(
-        self, name: str, impl: Callable[[ServerCall, Message], Awaitable[Message]]
+        self, name: str, impl: Callable[[ServerCall, Message, WireCall], Awaitable[Message]]
     ) -> Callable[[ServerCall], Awaitable[bytes]]:
         async def handler(call: ServerCall) -> bytes:
-            async def body(box: list[Message | None]) -> bytes:
+            async def body(box: _CallBox) -> bytes:
                 payload = await call.recv()
                 if payload is None:
                     # wire.go: RecvMsg of the first frame returns io.EOF unchanged -> Unknown "EOF".
                     raise GrpcStatus(_UNKNOWN, "EOF")
-                first = box[0] = self._decode(call, pb.PushModelChunk, payload, stream=True)
+                first = box.request = self._decode(call, pb.PushModelChunk, payload, stream=True)
+                entry = self._record(call, name, box)
                 await self._hook_before(call, name, first)
-                return codec.encode(await impl(call, first))
+                resp = await impl(call, first, entry)
+                scripted = self.wire.take_answer(name)
+                if isinstance(scripted, Message):
+                    resp = scripted
+                self.wire.sent(entry, resp)
+                return codec.encode(resp)
 
             return await self._guarded(call, name, body)
 
@@ -389,6 +425,11 @@ class ComputeServer:
     async def _m_Decode(self, call: ServerCall, req: pb.DecodeReq) -> AsyncIterator[pb.WireChunk]:
         self._check_fence(call)
         sess = self._lookup(req.handle)
+        scripted = self.wire.take_answer("Decode")
+        if isinstance(scripted, tuple):
+            for chunk in scripted:  # a test chose the stream: the engine is not asked
+                yield chunk  # type: ignore[misc]
+            return
         # The stream holds the slot's operation lock until it ends: close it however we leave.
         stream = sess.decode(req.config)
         chunks: AsyncIterator[pb.WireChunk] = stream
@@ -404,7 +445,9 @@ class ComputeServer:
         finally:
             await stream.aclose()
 
-    async def _m_PushModel(self, call: ServerCall, first: pb.PushModelChunk) -> pb.PushModelResp:
+    async def _m_PushModel(
+        self, call: ServerCall, first: pb.PushModelChunk, entry: WireCall
+    ) -> pb.PushModelResp:
         self._check_fence(call)
         if not first.HasField("manifest"):
             raise werr.InternalError("modeld transport: PushModel stream missing manifest on first frame")
@@ -422,6 +465,7 @@ class ComputeServer:
                     chunk = codec.decode(pb.PushModelChunk, raw, stream=True)
                 except codec.GoJSONError:
                     return
+                self.wire.frame(entry, len(chunk.data))
                 if chunk.data:
                     yield chunk.data
 

@@ -43,6 +43,7 @@ from modeldconn import lease as liblease
 from modeldconn.lease import LeaseRecord
 
 from .owner import BACKEND_META_KEY, ENDPOINT_META_KEY, JoinResult, Owner, Role
+from .wirelog import WireLog
 
 if TYPE_CHECKING:
     from .engines.base import Engine
@@ -243,6 +244,9 @@ class Simulator:
         self._log: LogFn = log or _default_log
         self.hooks: Any = None
         """[faults] ``ComputeServer.hooks`` to install (set before :meth:`start`; see modeld_sim.faults)."""
+        self.wire = WireLog()
+        """Every call this daemon answered, message for message, and scripted answers
+        (:mod:`modeld_sim.wirelog`): the witness conformance clauses read."""
         self.crashed = False
         self.partitioned = False
 
@@ -364,6 +368,7 @@ class Simulator:
             self.store,
             accept_plain_grpc=self.accept_plain_grpc,
             hooks=self.hooks,  # [faults]
+            wire=self.wire,
         )
         host, port = _parse_listen(self.listen)
         try:

@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import math
 import os
 import random
 import struct
@@ -52,14 +53,21 @@ from modeldconn.wire._gen.contenox.transport.v1 import compute_pb2 as pb
 
 __all__ = [
     "BOS_ID",
+    "DEFAULT_TOOL_NAME",
     "EOS_ID",
     "OPENVINO_ENTRYPOINTS",
+    "REASONING_PARSER",
+    "TOOL_PARSER",
     "EvictionBudget",
     "FakeEngine",
     "FakeModel",
     "FakeSession",
     "derive_eviction_budget",
+    "fake_tool_call",
+    "reasoning_tokens",
+    "sampling_key",
     "tokenize",
+    "tool_name",
 ]
 
 BOS_ID: Final = 256
@@ -84,6 +92,64 @@ def _piece(tok: int) -> str:
     if tok >= 256:
         return ""  # control tokens render as nothing
     return bytes([tok]).decode("utf-8", errors="replace")
+
+
+#: The parser protocols that make Decode's reasoning and tool calls visible (newChatOutputParser's).
+REASONING_PARSER: Final = "llama:common_chat_reasoning_parser"
+TOOL_PARSER: Final = "llama:common_chat_tool_parser"
+#: The tool name of the fake tool call when the session's tools name none.
+DEFAULT_TOOL_NAME: Final = "fake_tool"
+_DEFAULT_TEMPERATURE: Final = 0.8
+
+
+def sampling_key(cfg: pb.DecodeConfig, seed: int) -> bytes | None:
+    """What a non-greedy Decode's tokens depend on besides the resident tokens: the seed, the
+    temperature, top-p (or its absence) and top-k, packed little-endian; None when greedy
+    (Temperature set and <= 0). docs/fake-engine.md states the layout byte for byte."""
+    temperature = cfg.Temperature if cfg.HasField("Temperature") else _DEFAULT_TEMPERATURE
+    if temperature <= 0:
+        return None
+    top_p = b"\x01" + struct.pack("<d", cfg.TopP) if cfg.HasField("TopP") else b"\x00"
+    return (
+        struct.pack("<Q", seed & 0xFFFFFFFFFFFFFFFF)
+        + struct.pack("<d", temperature)
+        + top_p
+        + struct.pack("<q", int(cfg.TopK))
+    )
+
+
+def reasoning_tokens(cfg: pb.DecodeConfig, max_tokens: int) -> int:
+    """How many of the first generated tokens are reasoning (sent as ``thinking``): half the budget,
+    rounded down, when the reasoning parser runs with a ReasoningFormat other than ``none``."""
+    if REASONING_PARSER not in cfg.ParserProtocols or cfg.ReasoningFormat in ("", "none"):
+        return 0
+    return max_tokens // 2
+
+
+def tool_name(tools: str) -> str:
+    """The name of the first tool of a session's ``Tools`` JSON array (``{"function": {"name": …}}``
+    or ``{"name": …}``), else :data:`DEFAULT_TOOL_NAME`."""
+    try:
+        parsed = json.loads(tools) if tools else None
+    except ValueError:
+        return DEFAULT_TOOL_NAME
+    first = parsed[0] if isinstance(parsed, list) and parsed else None
+    if not isinstance(first, dict):
+        return DEFAULT_TOOL_NAME
+    fn = first.get("function")
+    for name in (fn.get("name") if isinstance(fn, dict) else None, first.get("name")):
+        if isinstance(name, str) and name:
+            return name
+    return DEFAULT_TOOL_NAME
+
+
+def fake_tool_call(tools: str, generated: int) -> pb.ToolCall:
+    """The one tool call the tool parser reports after the text: it names the session's first tool
+    and carries the number of tokens this Decode generated."""
+    call = pb.ToolCall(id="call_0", type="function")
+    call.function.name = tool_name(tools)
+    call.function.arguments = f'{{"tokens":{generated}}}'
+    return call
 
 
 def _machine_memory() -> tuple[int, int]:
@@ -448,7 +514,8 @@ class FakeEngine:
                 out.append(u / 2**31 - 1.0)
             counter += 1
         vec = out[:n]
-        norm = sum(v * v for v in vec) ** 0.5 or 1.0
+        # fsum and sqrt are correctly rounded: the vector is a function of the text alone, bit for bit
+        norm = math.sqrt(math.fsum(v * v for v in vec)) or 1.0
         return [struct.unpack("<f", struct.pack("<f", v / norm))[0] for v in vec]
 
     def random_seed(self) -> int:
@@ -531,13 +598,15 @@ class FakeSession(SessionState):
         await asyncio.sleep(0)
         return self._prefill_suffix_open(suffix)
 
-    def _sample(self, seed: int, greedy: bool, step: int) -> int:
+    def _sample(self, key: bytes | None, step: int) -> int:
+        """The next token: a function of the sampling key (None = greedy) and the last 8 resident
+        tokens (docs/fake-engine.md, Decode)."""
         if self._facts.decode_text:
             raw = self._facts.decode_text.encode("utf-8", errors="surrogatepass")
             return raw[step % len(raw)]
         h = hashlib.sha256()
-        if not greedy:
-            h.update(struct.pack("<Q", seed & 0xFFFFFFFFFFFFFFFF))
+        if key is not None:
+            h.update(key)
         for t in self.resident[-8:]:
             h.update(struct.pack("<q", t))
         d = h.digest()
@@ -563,10 +632,12 @@ class FakeSession(SessionState):
             yield Chunk(error=parser_err)
             return
         self.decode_calls += 1
-        temperature = cfg.Temperature if cfg.HasField("Temperature") else 0.8
-        greedy = temperature <= 0
         seed = int(cfg.Seed) if cfg.HasField("Seed") and cfg.Seed >= 0 else self._engine.random_seed()
+        key = sampling_key(cfg, seed)
         max_tokens = int(cfg.MaxTokens) if cfg.MaxTokens > 0 else DEFAULT_MAX_TOKENS
+        thinking_tokens = reasoning_tokens(cfg, max_tokens)
+        tool_parser = TOOL_PARSER in cfg.ParserProtocols
+        generated = 0
         if len(self.resident) >= self.num_ctx and not (self.llama_rules and self._slide_for_decode()):
             yield Chunk(error=self._overflow("decode", len(self.resident), 1))
             return
@@ -586,17 +657,20 @@ class FakeSession(SessionState):
             if deadline is not None and now() >= deadline:
                 yield Chunk(error=werr.DeadlineExceeded())
                 return
-            tok = self._sample(seed, greedy, n)
+            tok = self._sample(key, n)
             if len(self.resident) >= self.num_ctx:
                 if not self.llama_rules:
                     yield Chunk(error=werr.ContextOverflow())
                     return
                 if not self._slide_for_decode():
-                    return  # at the window's end with nothing to slide: stop, end OK
+                    break  # at the window's end with nothing to slide: stop, end OK
             self.resident.append(tok)
+            generated += 1
             piece = _piece(tok)
             if piece:
-                yield Chunk(text=piece)
+                yield Chunk(thinking=piece) if n < thinking_tokens else Chunk(text=piece)
+        if tool_parser:
+            yield Chunk(tool_calls=[fake_tool_call(self.tools, generated)])
 
     def explain(self) -> pb.ContextReport:
         return self._context_report()

@@ -4,7 +4,10 @@ Hypothesis state machine against an independent model of the resident tokens."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
+import math
+import struct
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -329,6 +332,203 @@ async def test_decode_determinism_and_config(tmp_path: Path) -> None:
     bad.ParserProtocols.append("nope")
     ch = await collect(s, bad)
     assert str(ch[0].error) == 'unsupported transport feature: parser protocol "nope"'
+
+
+# --------------------------------------------------------------------------- the documented decode rules
+# docs/fake-engine.md (Sampling, Parsers, Embed), restated here from the text, not from the engine.
+
+
+def doc_key(seed: int, temperature: float | None, top_p: float | None, top_k: int) -> bytes:
+    t = 0.8 if temperature is None else temperature
+    if t <= 0:
+        return b""
+    p = b"\x00" if top_p is None else b"\x01" + struct.pack("<d", top_p)
+    return struct.pack("<Q", seed % 2**64) + struct.pack("<d", t) + p + struct.pack("<q", top_k)
+
+
+def doc_tokens(resident: list[int], key: bytes, n: int) -> list[int]:
+    tape, out = list(resident), []
+    for _ in range(n):
+        d = hashlib.sha256(key + b"".join(struct.pack("<q", t) for t in tape[-8:])).digest()
+        tok = 0x80 + d[0] % 0x40 if d[1] < 16 else 0x20 + d[0] % 0x5F
+        tape.append(tok)
+        out.append(tok)
+    return out
+
+
+def doc_piece(tok: int) -> str:
+    return chr(tok) if tok < 0x80 else "\ufffd"
+
+
+async def fake_session(tmp_path: Path, num_ctx: int = 128) -> FakeSession:
+    path = write_fake_gguf(tmp_path / "m.gguf", context_length=512)
+    return (await FakeEngine("llama").load(path, cfg(num_ctx), [])).session()
+
+
+def sampled(
+    max_tokens: int,
+    *,
+    seed: int | None = None,
+    temperature: float | None = None,
+    top_p: float | None = None,
+    top_k: int = 0,
+    parsers: tuple[str, ...] = (),
+    reasoning: str = "",
+) -> pb.DecodeConfig:
+    c = pb.DecodeConfig(MaxTokens=max_tokens, TopK=top_k, ReasoningFormat=reasoning)
+    c.ParserProtocols.extend(parsers)
+    for name, v in (("Seed", seed), ("Temperature", temperature), ("TopP", top_p)):
+        if v is not None:
+            setattr(c, name, v)
+    return c
+
+
+@pytest.mark.parametrize(
+    ("seed", "temperature", "top_p", "top_k"),
+    [
+        (7, 0.0, None, 0),
+        (7, -1.0, 0.5, 40),
+        (7, None, None, 0),
+        (7, 0.7, None, 0),
+        (7, struct.unpack("<f", struct.pack("<f", 0.7))[0], None, 0),
+        (8, 0.7, None, 0),
+        (7, 0.7, 0.9, 0),
+        (7, 0.7, 0.0, 0),
+        (7, 0.7, None, 40),
+        (2**63 - 1, 1.5, 1.0, -3),
+    ],
+)
+async def test_decode_text_is_the_documented_function(
+    tmp_path: Path, seed: int, temperature: float | None, top_p: float | None, top_k: int
+) -> None:
+    s = await fake_session(tmp_path)
+    await s.ensure_prefix(prefix("the prefix", pb.ContextManifest()))
+    c = sampled(12, seed=seed, temperature=temperature, top_p=top_p, top_k=top_k)
+    chunks = await collect(s, c)
+    want = doc_tokens(list(b"the prefix"), doc_key(seed, temperature, top_p, top_k), 12)
+    assert [ch.text for ch in chunks] == [doc_piece(t) for t in want]
+    assert s.resident == list(b"the prefix") + want
+
+
+async def test_every_sampling_field_changes_the_text(tmp_path: Path) -> None:
+    base = {"seed": 7, "temperature": 0.7, "top_p": 0.9, "top_k": 40}
+    changed = [
+        {},
+        {"seed": 8},
+        {"temperature": struct.unpack("<f", struct.pack("<f", 0.7))[0]},
+        {"temperature": None},
+        {"top_p": None},
+        {"top_k": 0},
+    ]
+    texts = []
+    for change in changed:
+        s = await fake_session(tmp_path)
+        await s.ensure_prefix(prefix("same", pb.ContextManifest()))
+        texts.append("".join(c.text for c in await collect(s, sampled(16, **{**base, **change}))))
+    assert len(set(texts)) == len(texts), texts
+    # greedy: seed, top-p and top-k do not matter
+    greedy = []
+    for seed, top_p, top_k in ((1, None, 0), (2, 0.5, 9)):
+        s = await fake_session(tmp_path)
+        await s.ensure_prefix(prefix("same", pb.ContextManifest()))
+        greedy.append(
+            [c.text for c in await collect(s, sampled(8, seed=seed, temperature=0, top_p=top_p, top_k=top_k))]
+        )
+    assert greedy[0] == greedy[1]
+
+
+async def test_reasoning_parser_sends_the_first_half_as_thinking(tmp_path: Path) -> None:
+    want = [doc_piece(t) for t in doc_tokens(list(b"think"), b"", 7)]
+    for fmt, n_thinking in (("deepseek", 3), ("auto", 3), ("none", 0)):
+        s = await fake_session(tmp_path)
+        await s.ensure_prefix(prefix("think", pb.ContextManifest()))
+        c = sampled(7, temperature=0, parsers=("llama:common_chat_reasoning_parser",), reasoning=fmt)
+        chunks = await collect(s, c)
+        assert [ch.thinking for ch in chunks] == want[:n_thinking] + [""] * (7 - n_thinking), fmt
+        assert [ch.text for ch in chunks] == [""] * n_thinking + want[n_thinking:], fmt
+        assert len(s.resident) == 5 + 7
+    # the parser without a format is refused before any token
+    s = await fake_session(tmp_path)
+    await s.ensure_prefix(prefix("think", pb.ContextManifest()))
+    ch = await collect(s, sampled(4, temperature=0, parsers=("llama:common_chat_reasoning_parser",)))
+    assert len(ch) == 1 and ch[0].error is not None and len(s.resident) == 5
+
+
+@pytest.mark.parametrize(
+    ("tools", "name"),
+    [
+        ("", "fake_tool"),
+        ('[{"type":"function","function":{"name":"get_weather","parameters":{}}}]', "get_weather"),
+        ('[{"name":"lookup"},{"name":"second"}]', "lookup"),
+        ('[{"function":{"name":""},"name":"outer"}]', "outer"),
+        ("not json", "fake_tool"),
+        ("[1, 2]", "fake_tool"),
+        ('{"name": "an object, not an array"}', "fake_tool"),
+    ],
+)
+async def test_tool_parser_ends_with_one_tool_call(tmp_path: Path, tools: str, name: str) -> None:
+    s = await fake_session(tmp_path)
+    p = prefix("call", pb.ContextManifest())
+    p.Tools = tools
+    await s.ensure_prefix(p)
+    chunks = await collect(s, sampled(5, temperature=0, parsers=("llama:common_chat_tool_parser",)))
+    assert [c.text for c in chunks[:5]] == [doc_piece(t) for t in doc_tokens(list(b"call"), b"", 5)]
+    last = chunks[-1]
+    assert len(chunks) == 6 and (last.text, last.thinking, last.error) == ("", "", None)
+    assert [(t.id, t.type, t.function.name, t.function.arguments) for t in last.tool_calls] == [
+        ("call_0", "function", name, '{"tokens":5}')
+    ]
+    assert len(s.resident) == 4 + 5  # the tool call adds no token
+
+
+async def test_tool_call_counts_tokens_up_to_the_window_end(tmp_path: Path) -> None:
+    # 20 resident in a window of 24 with prefix 20: nothing can slide, the stream stops after 4 tokens
+    s = await fake_session(tmp_path, 24)
+    await s.ensure_prefix(prefix("p" * 20, pb.ContextManifest()))
+    chunks = await collect(s, sampled(10, temperature=0, parsers=("llama:common_chat_tool_parser",)))
+    assert len(chunks) == 5 and chunks[-1].tool_calls[0].function.arguments == '{"tokens":4}'
+
+
+async def test_restore_takes_the_books_from_the_snapshot_as_sent(tmp_path: Path) -> None:
+    s = await fake_session(tmp_path)
+    await s.ensure_prefix(prefix("snap", pb.ContextManifest()))
+    await s.prefill_suffix(suffix(" me", pb.ContextManifest()))
+    snap = await s.snapshot()
+    after_snapshot = [c.text for c in await collect(s, sampled(6, temperature=0))]
+    report = s.explain()
+    await s.ensure_prefix(prefix("something else", pb.ContextManifest()))
+    await s.restore(snap.snapshot, snap.state)
+    assert [c.text for c in await collect(s, sampled(6, temperature=0))] == after_snapshot
+    again = s.explain()
+    assert (again.ResidentTokens, again.PrefixTokens, again.StableTokenHash) == (
+        report.ResidentTokens,
+        report.PrefixTokens,
+        report.StableTokenHash,
+    )
+    # other token ids in the snapshot: the session continues from those
+    other = pb.SessionSnapshot()
+    other.CopyFrom(snap.snapshot)
+    other.resident_token_ids[:] = list(b"snap yo")
+    await s.restore(other, snap.state)
+    assert s.resident == list(b"snap yo")
+    assert [c.text for c in await collect(s, sampled(3, temperature=0))] == [
+        doc_piece(t) for t in doc_tokens(list(b"snap yo"), b"", 3)
+    ]
+
+
+async def test_embed_is_the_documented_vector(tmp_path: Path) -> None:
+    path = write_fake_gguf(tmp_path / "e.gguf", embedding_length=20)
+    for text in ("", "hello", "ünïcødé ✓"):
+        values: list[float] = []
+        c = 0
+        while len(values) < 20:
+            d = hashlib.sha256(f"{c}".encode() + b"\x00" + text.encode()).digest()
+            values += [u / 2**31 - 1.0 for u in struct.unpack("<8I", d)]
+            c += 1
+        values = values[:20]
+        norm = math.sqrt(math.fsum(v * v for v in values))
+        want = [struct.unpack("<f", struct.pack("<f", v / norm))[0] for v in values]
+        assert await FakeEngine("llama").embed(path, cfg(0), text) == want
 
 
 class VirtualTime:
