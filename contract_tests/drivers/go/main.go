@@ -4,9 +4,9 @@
 // wire client runtime/transport/grpc). Every op is one call of that package;
 // nothing of the connector is re-implemented here. Errors are typed with
 // errors.Is against the real sentinels (runtime/transport, contextasm,
-// context) and against the probe's own error values (captured at start-up
-// from modeldconn itself, because runtime/internal/modeldprobe cannot be
-// imported from outside the runtime module).
+// context) and against the probe's own error values (probe.go: linked by
+// name, because runtime/internal/modeldprobe cannot be imported from outside
+// the runtime module). PushModel and the targeted API live in targets.go.
 //
 // Built and cached by contract_tests/drivers/gobuild.py; selected with
 // `--modeld-connector=go`.
@@ -19,13 +19,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"runtime/debug"
 	"strconv"
 	"syscall"
 	"time"
 
-	"github.com/contenox/runtime/liblease"
 	"github.com/contenox/runtime/runtime/contextasm"
 	"github.com/contenox/runtime/runtime/modelrepo/modeldconn"
 	"github.com/contenox/runtime/runtime/transport"
@@ -36,9 +34,6 @@ import (
 const (
 	protocolVersion = 1
 	runtimeModule   = "github.com/contenox/runtime"
-	leaseFileName   = "modeld.lease"
-	binaryEnv       = "CONTENOX_MODELD_BIN"
-	dataRootEnv     = "CONTENOX_DATA_ROOT"
 	// resumeFlag marks the image a `reset` re-executed: it answers the reset
 	// request (its id follows the flag) instead of saying hello again.
 	resumeFlag = "--resume-reset"
@@ -75,19 +70,6 @@ var sentinels = []struct {
 	{"unsupported_model_type", transport.ErrUnsupportedModelType},
 }
 
-// probeErrs: the probe's typed errors (modeldprobe.ErrNotInstalled, …), the
-// very values modeldconn returns, captured by captureProbeErrors.
-var probeErrs = []struct {
-	state string
-	text  string // the Go text, to check the capture
-	err   error
-}{
-	{"not-installed", "modeld is not installed", nil},
-	{"not-running", "modeld is not running", nil},
-	{"stale", "modeld owner is stale (the daemon may have crashed)", nil},
-	{"unreachable", "modeld holds a lease but does not answer a health probe", nil},
-}
-
 // ---------------------------------------------------------------- protocol
 
 type request struct {
@@ -103,9 +85,19 @@ type wireError struct {
 	Detail  map[string]any `json:"detail,omitempty"`
 }
 
+// ops: every op this driver answers (announced in its hello line).
+var ops = []string{
+	"configure", "available", "backend", "serveable_backend", "probe", "status", "describe",
+	"open_session", "load_model", "unload_model", "embed", "list_models", "remove_model",
+	"disk_stats", "ensure_prefix", "prefill_suffix", "decode", "explain_context", "snapshot",
+	"restore", "close_session", "push_model", "endpoint", "close_endpoint", "target_status",
+	"target_describe", "target_open_session", "target_load_model", "target_unload_model",
+	"target_embed", "target_list_models", "target_remove_model", "target_disk_stats",
+	"target_push_model", "reset", "shutdown",
+}
+
 type driver struct {
 	out      *bufio.Writer
-	dataRoot string
 	sessions map[string]transport.Session
 	seq      int
 }
@@ -128,10 +120,16 @@ func (d *driver) fail(id json.RawMessage, err error) {
 	d.send(map[string]any{"id": id, "ok": false, "error": typed(err)})
 }
 
-// harnessError is an error of the driver itself (bad arguments, unknown op).
+// harnessError is an error of the driver itself (bad arguments).
 type harnessError struct{ msg string }
 
 func (e harnessError) Error() string { return e.msg }
+
+// unsupportedOp: an op this driver does not know (the suite reports the
+// clauses needing it as not applicable).
+type unsupportedOp struct{ op string }
+
+func (e unsupportedOp) Error() string { return fmt.Sprintf("unknown op %q", e.op) }
 
 // typed maps a Go error to the protocol's error object.
 func typed(err error) wireError {
@@ -139,7 +137,11 @@ func typed(err error) wireError {
 	if errors.As(err, &he) {
 		return wireError{Kind: "error", Message: he.msg, Tokens: []string{}}
 	}
-	for _, p := range probeErrs {
+	var uo unsupportedOp
+	if errors.As(err, &uo) {
+		return wireError{Kind: "unsupported_op", Message: uo.Error(), Tokens: []string{}}
+	}
+	for _, p := range probeErrors() {
 		if p.err != nil && errors.Is(err, p.err) {
 			return wireError{Kind: p.state, Message: err.Error(), Tokens: []string{}}
 		}
@@ -187,6 +189,9 @@ type args struct {
 	Prefix             *transport.PrefixInput     `json:"prefix"`
 	Suffix             *transport.SuffixInput     `json:"suffix"`
 	Snapshot           *transport.SessionSnapshot `json:"snapshot"`
+	Manifest           *transport.PushManifest    `json:"manifest"`
+	Data               []byte                     `json:"data"` // base64, as Go's encoding/json reads []byte
+	Target             *targetArg                 `json:"target"`
 }
 
 type modelArg struct {
@@ -236,6 +241,14 @@ func (a *args) ctx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), time.Duration(*a.Timeout*float64(time.Second)))
 }
 
+// keep names a session for the suite.
+func (d *driver) keep(sess transport.Session) string {
+	d.seq++
+	sid := "go" + strconv.Itoa(d.seq)
+	d.sessions[sid] = sess
+	return sid
+}
+
 func (d *driver) session(sid string) (transport.Session, error) {
 	s, ok := d.sessions[sid]
 	if !ok {
@@ -266,7 +279,6 @@ func (d *driver) dispatch(req request) {
 				_ = os.Setenv(k, *v)
 			}
 		}
-		d.dataRoot = a.DataRoot
 		modeldconn.SetDataRoot(a.DataRoot)
 		d.ok(req.ID, nil)
 	case "available":
@@ -276,7 +288,7 @@ func (d *driver) dispatch(req request) {
 	case "serveable_backend":
 		d.ok(req.ID, modeldconn.ServeableBackend())
 	case "probe":
-		d.ok(req.ID, d.probe(ctx))
+		d.ok(req.ID, probeAnswer(realProbe(ctx)))
 	case "status":
 		d.result(req.ID, wrap(modeldconn.Status(ctx)))
 	case "describe":
@@ -297,10 +309,7 @@ func (d *driver) dispatch(req request) {
 			d.fail(req.ID, err)
 			return
 		}
-		d.seq++
-		sid := "go" + strconv.Itoa(d.seq)
-		d.sessions[sid] = sess
-		d.ok(req.ID, sid)
+		d.ok(req.ID, d.keep(sess))
 	case "load_model":
 		cfg, err := a.config()
 		if err != nil {
@@ -401,7 +410,9 @@ func (d *driver) dispatch(req request) {
 		}
 		d.result(req.ID, nil, s.Close())
 	default:
-		d.fail(req.ID, harnessError{fmt.Sprintf("unknown op %q", req.Op)})
+		if !d.targetOps(req.ID, req.Op, ctx, a) {
+			d.fail(req.ID, unsupportedOp{req.Op})
+		}
 	}
 }
 
@@ -483,98 +494,7 @@ func (d *driver) decode(id json.RawMessage, ctx context.Context, a args) {
 	d.ok(id, map[string]any{"error": nil})
 }
 
-// probe: modeldconn has no exported Probe; LocalEndpointAddr is the exported
-// function that runs detector().Probe(ctx) and returns its endpoint or its
-// typed error. The instance is read from the same lease (liblease.Inspect, the
-// reader modeldprobe uses); the backend from modeldconn.Backend().
-func (d *driver) probe(ctx context.Context) map[string]any {
-	out := map[string]any{"state": "running", "endpoint": "", "instance": "", "backend": ""}
-	addr, err := modeldconn.LocalEndpointAddr(ctx)
-	if err != nil {
-		w := typed(err)
-		out["state"] = w.Kind
-		return out
-	}
-	out["endpoint"] = addr
-	if rec, lerr := liblease.Inspect(filepath.Join(d.root(), leaseFileName)); lerr == nil {
-		out["instance"] = rec.InstanceID
-	}
-	out["backend"] = modeldconn.Backend()
-	return out
-}
-
-func (d *driver) root() string {
-	if d.dataRoot != "" {
-		return d.dataRoot
-	}
-	if r := os.Getenv(dataRootEnv); r != "" {
-		return r
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return ".contenox"
-	}
-	return filepath.Join(home, ".contenox")
-}
-
 // ---------------------------------------------------------------- start-up
-
-// captureProbeErrors obtains the probe's sentinel error values from modeldconn
-// itself: four offline data-root states (no binary; a binary and no lease; a
-// lapsed lease; a fresh lease without an endpoint — none dials) make
-// LocalEndpointAddr return modeldprobe's ErrNotInstalled / ErrNotRunning /
-// ErrStale / ErrUnreachable. Each captured value is checked against the Go text.
-func captureProbeErrors() error {
-	tmp, err := os.MkdirTemp("", "modeld-go-driver-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(tmp)
-	savedBin, hadBin := os.LookupEnv(binaryEnv)
-	defer func() {
-		if hadBin {
-			_ = os.Setenv(binaryEnv, savedBin)
-		} else {
-			_ = os.Unsetenv(binaryEnv)
-		}
-		modeldconn.SetDataRoot("")
-	}()
-	self, err := os.Executable()
-	if err != nil {
-		return err
-	}
-	lease := filepath.Join(tmp, leaseFileName)
-	writeLease := func(renewed time.Time, meta map[string]string) error {
-		b, err := json.MarshalIndent(liblease.Record{
-			InstanceID: "00000000-0000-4000-8000-000000000000", PID: os.Getpid(), Host: "driver",
-			AcquiredAt: renewed, RenewedAt: renewed, TTL: 30 * time.Second, Meta: meta,
-		}, "", "  ")
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(lease, b, 0o600)
-	}
-	steps := []func() error{
-		func() error { return os.Setenv(binaryEnv, filepath.Join(tmp, "no-such", "modeld")) },
-		func() error { return os.Setenv(binaryEnv, self) },
-		func() error { return writeLease(time.Now().Add(-time.Hour), nil) },
-		func() error { return writeLease(time.Now(), map[string]string{"backend": "none"}) },
-	}
-	modeldconn.SetDataRoot(tmp)
-	for i, step := range steps {
-		if err := step(); err != nil {
-			return err
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_, got := modeldconn.LocalEndpointAddr(ctx)
-		cancel()
-		if got == nil || got.Error() != probeErrs[i].text {
-			return fmt.Errorf("capturing the probe error %q: got %v", probeErrs[i].state, got)
-		}
-		probeErrs[i].err = got
-	}
-	return nil
-}
 
 func connectorName() string {
 	version := "?"
@@ -601,6 +521,7 @@ func reexec(id json.RawMessage, origEnv []string) error {
 	env := append([]string{}, origEnv...)
 	envJSON, _ := json.Marshal(origEnv)
 	env = append(env, origEnvVar+"="+string(envJSON))
+	flushCoverage()
 	return syscall.Exec(self, []string{self, resumeFlag, string(id)}, env)
 }
 
@@ -619,14 +540,10 @@ func main() {
 	}
 
 	d := &driver{out: bufio.NewWriter(os.Stdout), sessions: map[string]transport.Session{}}
-	if err := captureProbeErrors(); err != nil {
-		fmt.Fprintf(os.Stderr, "modeld-go-driver: %v\n", err)
-		os.Exit(3)
-	}
 	if resumeID != nil {
 		d.ok(resumeID, nil)
 	} else {
-		d.send(map[string]any{"hello": "modeld-driver", "protocol": protocolVersion, "name": connectorName()})
+		d.send(map[string]any{"hello": "modeld-driver", "protocol": protocolVersion, "name": connectorName(), "ops": ops})
 	}
 
 	in := bufio.NewScanner(os.Stdin)
@@ -644,7 +561,7 @@ func main() {
 		switch req.Op {
 		case "shutdown":
 			d.ok(req.ID, nil)
-			os.Exit(0)
+			os.Exit(0) // runs the exit hooks (a cover build writes its counters there)
 		case "reset":
 			if err := reexec(req.ID, origEnv); err != nil {
 				// Not reached on Linux; keep serving with the sessions closed.
