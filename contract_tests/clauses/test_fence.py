@@ -82,9 +82,9 @@ def test_C_FENCE_04_old_handle_after_restart(modeld_scripted: Any) -> None:
 
 @clause("C-FENCE-05", source="wire.md §5 (fence = lease instance)")
 def test_C_FENCE_05_status_names_the_lease_instance(modeld: Any) -> None:
-    """The owner the connector talks to is the one the lease names (Status owner == lease instance_id)."""
+    """The owner the connector talks to is the one the lease names (Status owner == lease instance_id,
+    read by the harness; the probe's own report of it is C-PROBE-01)."""
     assert modeld.conn.status()["owner_instance_id"] == modeld.target.instance_id
-    assert modeld.conn.probe(timeout=5.0)["instance"] == modeld.target.instance_id
 
 
 @clause("C-FENCE-06", source="wire.md §6 (handles are opaque, bound to the owner)")

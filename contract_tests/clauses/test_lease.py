@@ -1,4 +1,9 @@
-"""C-LEASE: discovery from the lease file alone (offline): available / backend / probe state.
+"""C-LEASE: discovery from the lease file alone (offline): available / backend / the probe's state.
+
+The offline state (not-installed, not-running, stale) is read where every connector shows it: the
+typed error a lease-resolved call fails with (session-semantics.md §7: every lease-resolved call
+probes first and fails with the probe's error). A connector's own ``probe`` is held to the same states
+by C-PROBE-11.
 
 Sources: edge-cases.md §B (modeldprobe Detect), §C (Backend/Available/ServeableBackend),
 lease-and-discovery.md §2, §3, §4.6, §7.1, §7.2, §8."""
@@ -14,15 +19,25 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from modeld_contract.clauses._util import NS, binary_env, goos_goarch, lease_bytes, write_lease
-from modeld_contract.oracles.lease import expect
+from modeld_contract.clauses._util import (
+    NS,
+    binary_env,
+    counting_listener,
+    goos_goarch,
+    lease_bytes,
+    raises_kind,
+    write_lease,
+)
+from modeld_contract.oracles.lease import expect, format_rfc3339, parse_rfc3339_ns
 from modeld_contract.profiles import suite_settings
+from modeld_contract.targets import closed_port
 
 clause = pytest.mark.clause
 
 
 def _state(conn: Any) -> str:
-    return str(conn.probe(timeout=2.0)["state"])
+    """The offline state as a lease-resolved call reports it (its typed error)."""
+    return raises_kind(lambda: conn.status(timeout=2.0)).kind
 
 
 @clause("C-LEASE-01", source="edge-cases.md:26")
@@ -52,13 +67,20 @@ def test_C_LEASE_03_lapsed_lease_is_stale(modeld_connector: Any, modeld_data_roo
     assert modeld_connector.backend() == ""
 
 
-@clause("C-LEASE-04", source="edge-cases.md:29,51")
+@clause("C-LEASE-04", source="edge-cases.md:29,39,51")
 def test_C_LEASE_04_fresh_lease_is_running(modeld_connector: Any, modeld_data_root: str) -> None:
-    """A fresh lease → running; endpoint and backend from meta (offline, no health check)."""
-    write_lease(modeld_data_root, lease_bytes(endpoint="127.0.0.1:5000", backend="openvino"))
-    modeld_connector.configure(modeld_data_root, binary_env(modeld_data_root, True))
-    assert modeld_connector.available() is True
-    assert modeld_connector.backend() == "openvino"
+    """A fresh lease → running: available and backend from meta without touching the network; the
+    endpoint dialed is meta.endpoint (a lease-resolved call connects there)."""
+    with counting_listener() as ep:
+        write_lease(modeld_data_root, lease_bytes(endpoint=ep.endpoint, backend="openvino"))
+        modeld_connector.configure(modeld_data_root, binary_env(modeld_data_root, True))
+        assert modeld_connector.available() is True
+        assert modeld_connector.backend() == "openvino"
+        assert modeld_connector.serveable_backend() == "openvino"
+        assert ep.accepted == 0, "available/backend must read the lease only (offline), yet it was dialed"
+        err = raises_kind(lambda: modeld_connector.status(timeout=1.0))
+        assert err.kind in ("unreachable", "deadline_exceeded"), err
+        assert ep.wait_accepted(1, within=2.0) >= 1, f"status never dialed meta.endpoint {ep.endpoint}"
 
 
 @clause("C-LEASE-05", source="edge-cases.md:30")
@@ -192,11 +214,17 @@ def test_C_LEASE_15_lease_without_backend_meta(modeld_connector: Any, modeld_dat
     assert modeld_connector.backend() == ""
 
 
+_S = NS
+_MS = NS // 1000
 _records = st.fixed_dictionaries(
     {
-        "delta_s": st.one_of(
-            st.integers(-7200, -5), st.integers(5, 7200)
-        ),  # expiry − now, away from the edge
+        # expiry − now when the record is written: far off either way, within a few milliseconds of
+        # the edge, or exactly on it (the probe calls a lease live only while now < expiry)
+        "delta_ns": st.one_of(
+            st.integers(-7200 * _S, 7200 * _S),
+            st.integers(-50 * _MS, 50 * _MS),
+            st.just(0),
+        ),
         "ttl_s": st.integers(1, 3600),
         "offset_min": st.sampled_from([0, 60, 120, -300, 330, -720, 840]),
         "digits": st.integers(0, 9),
@@ -207,20 +235,18 @@ _records = st.fixed_dictionaries(
 )
 
 
-@clause("C-LEASE-16", source="lease-and-discovery.md §3, §4.6, §7.1, §8; edge-cases.md:26-30,39,51")
-@suite_settings()
-@given(case=_records)
-def test_C_LEASE_16_generated_leases_match_the_oracle(
-    modeld_connector: Any, modeld_data_root: str, case: dict[str, Any]
-) -> None:
-    """Generated lease records and clock offsets: available / backend / offline state as the oracle says."""
-    now = time.time_ns()
-    ttl = case["ttl_s"] * NS
-    renewed = now + case["delta_s"] * NS - ttl
+def _record(case: dict[str, Any], endpoint: str) -> bytes:
+    """A lease whose expiry (renewed_at as written, at the case's precision, + ttl) is exactly
+    now + delta: the ttl absorbs what the written precision cut off renewed_at."""
+    expiry = time.time_ns() + case["delta_ns"]
+    renewed = expiry - case["ttl_s"] * NS
+    written = parse_rfc3339_ns(format_rfc3339(renewed, case["offset_min"], case["digits"]))
+    ttl = expiry - written
     data = lease_bytes(
         instance_id=str(uuid.uuid4()),
         renewed_at_ns=renewed,
         ttl_ns=ttl,
+        endpoint=endpoint,
         backend=case["backend"],
         offset_minutes=case["offset_min"],
         digits=case["digits"],
@@ -238,13 +264,40 @@ def test_C_LEASE_16_generated_leases_match_the_oracle(
         data = b""
     elif c == "upper":
         data = json.dumps({k.upper(): v for k, v in json.loads(data).items()}).encode()
+    return data
+
+
+def _bracketed(what: str, call: Any, want: Any) -> None:
+    """``call()`` must give what the oracle says at some instant it ran: the oracle is asked for the
+    instants just before and just after (near the edge they differ and either answer is right)."""
+    before = time.time_ns()
+    got = call()
+    after = time.time_ns()
+    allowed = {want(before), want(after)}
+    assert got in allowed, f"{what}: got {got!r}, the oracle says {' or '.join(map(repr, sorted(allowed)))}"
+
+
+@clause("C-LEASE-16", source="lease-and-discovery.md §3, §4.6, §7.1, §8; edge-cases.md:26-30,39,51")
+@suite_settings()
+@given(case=_records)
+def test_C_LEASE_16_generated_leases_match_the_oracle(
+    modeld_connector: Any, modeld_data_root: str, case: dict[str, Any]
+) -> None:
+    """Generated lease records (far from expiry, within milliseconds of it, exactly on it; zone offsets,
+    precisions, corruptions): available / backend / the probe's state as the oracle says at that instant."""
+    data = _record(case, closed_port())
     write_lease(modeld_data_root, data)
     modeld_connector.configure(modeld_data_root, binary_env(modeld_data_root, case["binary"]))
-    want = expect(data, time.time_ns(), case["binary"])
-    assert modeld_connector.available() is want.available
-    assert modeld_connector.backend() == want.backend
-    if not want.available:
-        assert _state(modeld_connector) == want.state
+    binary = bool(case["binary"])
+    _bracketed("available()", modeld_connector.available, lambda now: expect(data, now, binary).available)
+    _bracketed("backend()", modeld_connector.backend, lambda now: expect(data, now, binary).backend)
+
+    def state_of(now: int) -> str:
+        # live: the call goes on to the (closed) endpoint and the probe finds it unreachable
+        want = expect(data, now, binary).state
+        return "unreachable" if want == "running" else want
+
+    _bracketed("a lease-resolved call's probe state", lambda: _state(modeld_connector), state_of)
 
 
 @clause("C-LEASE-17", source="edge-cases.md:33; lease-and-discovery.md §7.2")
@@ -280,3 +333,30 @@ def test_C_LEASE_18_broken_managed_install_falls_back_to_path(modeld_connector: 
     exe.chmod(0o755)
     modeld_connector.configure(root, {"PATH": str(bindir)})
     assert _state(modeld_connector) == "not-running"
+
+
+@clause("C-LEASE-19", source="lease-and-discovery.md §1.2; modeldprobe.go DefaultDataRoot; edge-cases.md:35")
+def test_C_LEASE_19_data_root_discovery_order(modeld_connector: Any, modeld_data_root: str) -> None:
+    """The data root is the configured one, else $CONTENOX_DATA_ROOT (when non-empty), else
+    $HOME/.contenox: three roots holding leases of three backends tell which one was read."""
+    explicit = os.path.join(modeld_data_root, "explicit")
+    from_env = os.path.join(modeld_data_root, "env-root")
+    home = os.path.join(modeld_data_root, "home")
+    for root, backend in (
+        (explicit, "llama"),
+        (from_env, "openvino"),
+        (os.path.join(home, ".contenox"), "none"),
+    ):
+        os.makedirs(root, exist_ok=True)
+        write_lease(root, lease_bytes(backend=backend))
+    env: dict[str, str | None] = {"CONTENOX_DATA_ROOT": from_env, "HOME": home}
+    modeld_connector.configure(explicit, env)
+    assert modeld_connector.backend() == "llama", "an explicit data root comes first"
+    modeld_connector.configure("", env)
+    assert modeld_connector.backend() == "openvino", "without one, $CONTENOX_DATA_ROOT"
+    modeld_connector.configure("", {"CONTENOX_DATA_ROOT": None, "HOME": home})
+    assert modeld_connector.backend() == "none", "without either, $HOME/.contenox"
+    modeld_connector.configure("", {"CONTENOX_DATA_ROOT": "", "HOME": home})
+    assert modeld_connector.backend() == "none", "an empty $CONTENOX_DATA_ROOT counts as unset"
+    write_lease(os.path.join(home, ".contenox"), None)
+    assert modeld_connector.available() is False, "the root read is $HOME/.contenox, now without a lease"

@@ -1,10 +1,15 @@
 """C-PROBE: the network probe (unfenced Health) and what lease-resolved calls do with its answer.
 
+The connector's own ``probe`` (Go: ``LocalEndpointAddr``, which runs modeldprobe's Probe) is asked
+only in the clauses about it (C-PROBE-01, -07, -11); a connector without one gets those reported not
+applicable. The other clauses watch what every lease-resolved call does with the probe's answer.
+
 Sources: edge-cases.md §B (probe_health_test.go), §C (endpoint_test.go), lease-and-discovery.md §7.3,
 §8, session-semantics.md §7, real-daemon-observations.md (the Go connector's discovery)."""
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -13,7 +18,8 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from modeld_contract.clauses._util import NS, binary_env, lease_bytes, raises_kind, write_lease
+from modeld_contract.clauses._util import NS, binary_env, lease_bytes, raises_kind, supported, write_lease
+from modeld_contract.oracles.lease import expect
 from modeld_contract.oracles.probe import Behaviour, expect_probe
 from modeld_contract.profiles import suite_settings
 from modeld_contract.targets import HealthStub, closed_port
@@ -33,6 +39,10 @@ _CALLS = {
 _MODEL = {"model_name": "tiny", "type": "llama"}
 
 
+def _probe(conn: Any, timeout: float = 2.0) -> dict[str, Any]:
+    return dict(supported(lambda: conn.probe(timeout=timeout), "probe"))
+
+
 @pytest.fixture
 def stubs() -> Iterator[dict[str, HealthStub]]:
     iid = str(uuid.uuid4())
@@ -49,11 +59,13 @@ def stubs() -> Iterator[dict[str, HealthStub]]:
 
 @clause("C-PROBE-01", source="edge-cases.md:36,43")
 def test_C_PROBE_01_healthy_owner_is_running(modeld: Any) -> None:
-    """A live owner serving the lease's instance → probe running, backend from the lease."""
-    p = modeld.conn.probe(timeout=5.0)
-    assert p["state"] == "running"
-    assert p["instance"] == modeld.target.instance_id
-    assert p["backend"] == modeld.conn.backend() != ""
+    """A live owner serving the lease's instance → probe running; endpoint, instance and backend are
+    the lease's (read by the harness, not by the connector)."""
+    p = _probe(modeld.conn, 5.0)
+    assert p["state"] == "running", p
+    assert p["endpoint"] == modeld.target.endpoint, p
+    assert p["instance"] == modeld.target.instance_id, p
+    assert p["backend"] == modeld.backend != "", p
 
 
 @clause("C-PROBE-02", source="edge-cases.md:37,46; real-daemon-observations.md (closed port)")
@@ -62,7 +74,6 @@ def test_C_PROBE_02_dead_endpoint_is_unreachable(modeld_connector: Any, tmp_path
     root = str(tmp_path / "data")
     write_lease(root, lease_bytes(endpoint=closed_port()))
     modeld_connector.configure(root, binary_env(root, True))
-    assert modeld_connector.probe(timeout=2.0)["state"] == "unreachable"
     for name in _CALLS:
         err = raises_kind(lambda name=name: _CALLS[name](modeld_connector, _MODEL))  # type: ignore[misc]
         assert err.kind == "unreachable", f"{name}: {err}"
@@ -76,7 +87,6 @@ def test_C_PROBE_03_instance_mismatch_is_unreachable(
     root = str(tmp_path / "data")
     write_lease(root, lease_bytes(endpoint=stubs["wrong-instance"].endpoint))
     modeld_connector.configure(root, binary_env(root, True))
-    assert modeld_connector.probe(timeout=2.0)["state"] == "unreachable"
     assert raises_kind(lambda: modeld_connector.status(timeout=5.0)).kind == "unreachable"
 
 
@@ -94,12 +104,13 @@ def test_C_PROBE_04_available_stays_offline(modeld_connector: Any, tmp_path: Any
 def test_C_PROBE_05_not_ready_is_unreachable(
     modeld_connector: Any, tmp_path: Any, stubs: dict[str, HealthStub]
 ) -> None:
-    """Health answering ready=false → unreachable."""
+    """Health answering ready=false → every lease-resolved call fails unreachable."""
     root = str(tmp_path / "data")
     iid = stubs["healthy"].lease_instance  # type: ignore[attr-defined]
     write_lease(root, lease_bytes(instance_id=iid, endpoint=stubs["not-ready"].endpoint))
     modeld_connector.configure(root, binary_env(root, True))
-    assert modeld_connector.probe(timeout=2.0)["state"] == "unreachable"
+    assert raises_kind(lambda: modeld_connector.status(timeout=5.0)).kind == "unreachable"
+    assert raises_kind(lambda: modeld_connector.list_models(timeout=5.0)).kind == "unreachable"
 
 
 @clause("C-PROBE-06", source="lease-and-discovery.md §7.3 (empty endpoint)")
@@ -108,7 +119,6 @@ def test_C_PROBE_06_no_endpoint_is_unreachable(modeld_connector: Any, tmp_path: 
     root = str(tmp_path / "data")
     write_lease(root, lease_bytes(endpoint=None))
     modeld_connector.configure(root, binary_env(root, True))
-    assert modeld_connector.probe(timeout=2.0)["state"] == "unreachable"
     assert raises_kind(lambda: modeld_connector.status(timeout=5.0)).kind == "unreachable"
 
 
@@ -153,7 +163,7 @@ def test_C_PROBE_07_probe_outcomes_match_the_oracle(
     modeld_connector.configure(root, binary_env(root, True))
     offline = "running" if live else "stale"
     want = expect_probe(offline, behaviour, iid if lease_has_instance else "")
-    assert modeld_connector.probe(timeout=2.0)["state"] == want
+    assert _probe(modeld_connector)["state"] == want
 
 
 @clause("C-PROBE-08", source="session-semantics.md §7; lease-and-discovery.md §8")
@@ -192,3 +202,20 @@ def test_C_PROBE_10_every_call_probes_first(modeld: Any, tmp_path: Any) -> None:
     write_lease(modeld.target.data_root, rec)
     modeld.conn.configure(modeld.target.data_root, binary_env(str(tmp_path / "b"), True))
     assert raises_kind(lambda: modeld.conn.status(timeout=5.0)).kind == "stale"
+
+
+@clause("C-PROBE-11", source="edge-cases.md:26-28; lease-and-discovery.md §7.1 (Detect)")
+@pytest.mark.parametrize("case", ["no-binary-no-lease", "binary-no-lease", "binary-lapsed-lease"])
+def test_C_PROBE_11_probe_reports_the_offline_state(modeld_connector: Any, tmp_path: Any, case: str) -> None:
+    """Without a live lease the probe reports the offline state the oracle derives from the lease and the
+    binary (not-installed, not-running, stale), never running."""
+    root = str(tmp_path / "data")
+    os.makedirs(root)
+    data = None
+    if case == "binary-lapsed-lease":
+        data = lease_bytes(renewed_at_ns=time.time_ns() - 3600 * NS)
+        write_lease(root, data)
+    binary = case != "no-binary-no-lease"
+    modeld_connector.configure(root, binary_env(root, binary))
+    want = expect(data, time.time_ns(), binary).state
+    assert _probe(modeld_connector)["state"] == want
