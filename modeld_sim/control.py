@@ -27,7 +27,7 @@ from typing import Any, Final
 from urllib.parse import parse_qs, urlsplit
 
 from . import leasescript
-from .cluster import Cluster, ClusterError
+from .cluster import FAILOVER_HOWS, NODE_OPS, Cluster, ClusterError
 from .faults import FaultRuleError
 from .leasescript import LeaseScriptError
 
@@ -101,6 +101,12 @@ class _HttpError(Exception):
         self.status = status
         self.message = message
         self.extra = extra
+
+
+def _node_name(value: Any) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise _HttpError(400, f'node: want a node name such as "node2", got {value!r}', field="node")
+    return value
 
 
 Handler = Callable[[dict[str, Any], dict[str, list[str]]], Awaitable[Any]]
@@ -264,7 +270,11 @@ class ControlServer:
         t = self.cluster.transcript
         if t is None:
             raise _HttpError(409, "no transcript is being kept (start with --transcript or --control)")
-        since = int((query.get("since") or ["0"])[0] or 0)
+        raw = (query.get("since") or ["0"])[0] or "0"
+        try:
+            since = int(raw)
+        except ValueError:
+            raise _HttpError(400, f"since: want a sequence number, got {raw!r}", field="since") from None
         return t.dump_jsonl(since).encode("utf-8")
 
     async def _mark(self, body: dict[str, Any], query: dict[str, list[str]]) -> Any:
@@ -276,52 +286,50 @@ class ControlServer:
 
     async def _failover(self, body: dict[str, Any], query: dict[str, list[str]]) -> Any:
         how = body.get("how", "kill")
+        if how not in FAILOVER_HOWS:
+            raise _HttpError(400, f"how: one of {', '.join(FAILOVER_HOWS)}, got {how!r}", field="how")
         timeout = body.get("timeout")
-        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float)):
-            raise _HttpError(400, "timeout: want seconds", field="timeout")
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0
+        ):
+            raise _HttpError(400, "timeout: want seconds > 0", field="timeout")
         return await self.cluster.failover(str(how), None if timeout is None else float(timeout))
 
     async def _lease_show(self, body: dict[str, Any], query: dict[str, list[str]]) -> Any:
         return {"lease": leasescript.describe(self.cluster.lease.read())}
 
     async def _lease(self, op: str, body: dict[str, Any]) -> Any:
+        name = _node_name(body.pop("node", None))
         if op in ("pause", "resume"):
-            node = self.cluster.node(body.get("node"))
-            if node.sim is None:
-                raise _HttpError(
-                    409, f"lease {op} needs an in-process node (use wedge / resume for processes)"
-                )
+            if body:
+                raise _HttpError(400, f"lease {op} takes only node", field=next(iter(body)))
             if op == "pause":
-                node.sim.pause_renewals()
+                nodes = [self.cluster.pause_renewals(name)]
             else:
-                node.sim.resume_renewals()
-            self.cluster.event(f"lease.{op}", node=node.name, instance=node.instance_id)
-            return {"node": node.name, "renewals": "paused" if op == "pause" else "running"}
+                nodes = await self.cluster.resume_renewals(name)
+            return {
+                "nodes": [n.name for n in nodes],
+                "renewals": "paused" if op == "pause" else "running",
+                "leader": self._leader_name(),
+            }
         pause = body.pop("pause", False)
-        node_name = body.pop("node", None)
-        leasescript.check(op, body)
-        if pause:
-            node = self.cluster.node(node_name)
-            if node.sim is not None:
-                node.sim.pause_renewals()
-        rec = await asyncio.to_thread(leasescript.apply, self.cluster.lease, op, body)
-        self.cluster.event(
-            f"lease.{op}",
-            params={k: str(v) for k, v in body.items()},
-            instance=None if rec is None else rec.instance_id,
-        )
-        return {"op": op, "lease": leasescript.describe(self.cluster.lease.read())}
+        if not isinstance(pause, bool):
+            raise _HttpError(400, f"pause: want true or false, got {pause!r}", field="pause")
+        await self.cluster.lease_op(op, body, pause=pause, node=name)
+        return {
+            "op": op,
+            "lease": leasescript.describe(self.cluster.lease.read()),
+            "leader": self._leader_name(),
+        }
+
+    def _leader_name(self) -> str | None:
+        lead = self.cluster.leader
+        return None if lead is None else lead.name
 
     async def _node(self, op: str, body: dict[str, Any]) -> Any:
-        name = body.get("node")
-        if name is not None and not isinstance(name, str):
-            raise _HttpError(400, "node: want a node name", field="node")
-        try:
-            node = await self.cluster.node_op(op, name)
-        except ClusterError as exc:
-            if "unknown node operation" in str(exc):
-                raise _HttpError(404, str(exc)) from None
-            raise
+        if op not in NODE_OPS:
+            raise _HttpError(404, f"unknown node operation {op!r} (one of {', '.join(NODE_OPS)})")
+        node = await self.cluster.node_op(op, _node_name(body.get("node")))
         return node.describe()
 
 
@@ -355,11 +363,12 @@ class ControlClient:
         finally:
             conn.close()
         if resp.status != 200:
+            text = data.decode("utf-8", "replace")
             try:
                 doc = json.loads(data)
-                msg = str(doc.get("error", data.decode("utf-8", "replace")))
             except ValueError:
-                doc, msg = None, data.decode("utf-8", "replace")
+                doc = None
+            msg = str(doc["error"]) if isinstance(doc, dict) and "error" in doc else text
             raise ControlError(resp.status, msg, doc)
         if ctype.startswith("application/x-ndjson"):
             return data.decode("utf-8")
@@ -445,12 +454,7 @@ class ServeExtras:
 
     def owner_started(self) -> None:
         node = self.cluster.nodes[0]
-        sim = node.sim
-        if sim is not None:
-            node.instance_id = sim.instance_id
-            node.endpoint = sim.endpoint
-            node.state = "leader"
-            self.cluster.event("leader", node=node.name, instance=node.instance_id, endpoint=node.endpoint)
+        self.cluster.event("leader", node=node.name, instance=node.instance_id, endpoint=node.endpoint)
         if self.scenario is not None:
             from .scenario import run
 
@@ -540,7 +544,11 @@ def cli_main(args: Any, out: Callable[[str, str], object]) -> int:
             it = iter(rest)
             for w in it:
                 if w == "--since":
-                    since = int(next(it, "0"))
+                    raw = next(it, "")
+                    if not raw.isdigit():
+                        out("stderr", f"modeld-sim ctl: transcript --since wants a number, got {raw!r}")
+                        return 2
+                    since = int(raw)
                 elif w == "--out":
                     target = next(it, None)
                 elif w != "dump":

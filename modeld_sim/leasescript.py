@@ -13,7 +13,7 @@ Only plain ``os`` calls: works on a real filesystem and under pyfakefs.
 The states (:data:`OPS`; every one is also ``modeld-sim lease <op>`` and a scenario ``lease.<op>`` step):
 
 =================  ============================================================================
-``fresh``          a live record (``ttl``, default 30 s) — of the current holder if one is readable
+``fresh``          a live record (``ttl``, default 30 s) of the current holder (see below)
 ``stale``          renewed ``by`` ago + ttl (default: expired 1 ms ago); ``by`` = how long past expiry
 ``expire``         ``stale`` with ``by`` = 1 ms (the holder's lease lapses now)
 ``future``         ``renewed_at`` ``by`` in the future (default 1 h)
@@ -30,6 +30,11 @@ The states (:data:`OPS`; every one is also ``modeld-sim lease <op>`` and a scena
 ``steal``          another instance takes over (new UUID, ``endpoint`` given or a closed port): the
                    running owner's next renew fails with LeaseLost and it shuts down
 =================  ============================================================================
+
+"The current holder" is the record in the file; when the file holds no readable record, the
+``fallback`` record given to :class:`LeaseScript` (a cluster passes the record of the node that still
+believes it owns, :meth:`modeld_sim.cluster.Cluster.lease_op`); only without one is a record made up: a
+new instance id, this process's pid, a loopback port nobody listens on, ``default_ttl_ns``.
 
 Pausing and resuming a running owner's renewals are :func:`pause_renewals` / :func:`resume_renewals`
 (they need the owner object; from a shell use ``modeld-sim ctl lease pause``).
@@ -121,25 +126,46 @@ class LeaseScript:
         *,
         clock: Callable[[], int] = time.time_ns,
         lock_wait: float = LOCK_WAIT_S,
+        default_ttl_ns: int = DEFAULT_TTL_NS,
+        fallback: LeaseRecord | None = None,
     ) -> None:
         self.data_root = os.fspath(data_root)
         self.path = liblease.lease_path(self.data_root)
         self.clock = clock
         self.lock_wait = lock_wait
+        self.default_ttl_ns = default_ttl_ns
+        self.fallback = fallback
+        """The holder's record to start from when the file holds no readable one."""
+
+    def with_fallback(self, fallback: LeaseRecord | None) -> LeaseScript:
+        """The same script for one operation, starting from ``fallback`` when the file is unreadable."""
+        return LeaseScript(
+            self.data_root,
+            clock=self.clock,
+            lock_wait=self.lock_wait,
+            default_ttl_ns=self.default_ttl_ns,
+            fallback=fallback,
+        )
 
     # -- low level ----------------------------------------------------------------------------------
 
     def read(self) -> LeaseRecord | None:
         """The current record, or None when missing or unreadable."""
+        return self.read_state()[0]
+
+    def read_state(self) -> tuple[LeaseRecord | None, str | None]:
+        """(record, None), or (None, why there is no readable record)."""
         try:
-            return liblease.inspect(self.path)
-        except liblease.LeaseError:
-            return None
+            return liblease.inspect(self.path), None
+        except liblease.LeaseNotFound:
+            return None, f"no lease file at {self.path}"
+        except liblease.LeaseError as exc:
+            return None, str(exc)
 
     def _base(self, ttl_ns: int | None = None) -> LeaseRecord:
-        """The current holder's record renewed now, or a synthetic one (new UUID, closed port)."""
+        """The current holder's record renewed now (see the module docstring for who that is)."""
         now = gotime.now(self.clock())
-        cur = self.read()
+        cur = self.read() or self.fallback
         if cur is None:
             return LeaseRecord(
                 instance_id=str(uuid.uuid4()),
@@ -147,7 +173,7 @@ class LeaseScript:
                 host=_hostname(),
                 acquired_at=now,
                 renewed_at=now,
-                ttl_ns=DEFAULT_TTL_NS if ttl_ns is None else ttl_ns,
+                ttl_ns=self.default_ttl_ns if ttl_ns is None else ttl_ns,
                 meta={"backend": "llama", "endpoint": f"127.0.0.1:{closed_port()}"},
             )
         return replace(cur, renewed_at=now, ttl_ns=cur.ttl_ns if ttl_ns is None else ttl_ns)
@@ -238,7 +264,7 @@ class LeaseScript:
         """Expired ``by_ns`` ago (renewed_at = now - ttl - by)."""
 
         def fn(r: LeaseRecord) -> LeaseRecord:
-            ttl = r.ttl_ns if r.ttl_ns > 0 else DEFAULT_TTL_NS
+            ttl = r.ttl_ns if r.ttl_ns > 0 else self.default_ttl_ns
             return replace(r, ttl_ns=ttl, renewed_at=r.renewed_at.add(-ttl - by_ns))
 
         return self._update(fn)
@@ -477,11 +503,7 @@ def cli_main(args: Any, out: Callable[[str, str], object]) -> int:
     try:
         params = parse_kv(list(args.params))
         if args.op in ("pause", "resume"):
-            from .control import ControlClient
-
-            res = ControlClient.from_data_root(args.data_root).lease(args.op, **params)
-            out("stdout", json.dumps(res, indent=2))
-            return 0
+            return _remote_pause_resume(args.op, args.data_root, params, out)
         if args.op != "show":
             apply(script, args.op, params)
     except LeaseScriptError as exc:
@@ -499,4 +521,33 @@ def cli_main(args: Any, out: Callable[[str, str], object]) -> int:
     except liblease.LeaseError as exc:
         doc = {"state": "unreadable", "error": str(exc)}
     out("stdout", json.dumps({"path": script.path, "op": args.op, "lease": doc}, indent=2))
+    return 0
+
+
+def _remote_pause_resume(
+    op: str, data_root: str, params: dict[str, Any], out: Callable[[str, str], object]
+) -> int:
+    """``lease pause|resume``: only a running simulator can stop its own renewals (its control plane)."""
+    import json
+
+    from .control import ControlClient, ControlError
+
+    try:
+        client = ControlClient.from_data_root(data_root)
+    except (OSError, ValueError) as exc:
+        out(
+            "stderr",
+            f"modeld-sim lease {op}: needs a running simulator with a control plane at {data_root} "
+            f"(modeld-sim serve --control, or modeld-sim cluster): {exc}",
+        )
+        return 1
+    try:
+        res = client.lease(op, **params)
+    except ControlError as exc:
+        out("stderr", f"modeld-sim lease {op}: {exc.message} (HTTP {exc.status})")
+        return 2 if exc.status in (400, 404) else 1
+    except OSError as exc:
+        out("stderr", f"modeld-sim lease {op}: control plane at {data_root} does not answer: {exc}")
+        return 1
+    out("stdout", json.dumps(res, indent=2))
     return 0

@@ -411,18 +411,12 @@ async def _apply(step: Step, cluster: Cluster) -> bool:
     elif do == "fault.clear":
         cluster.faults.clear()
         cluster.event("fault.clear")
-    elif do in ("lease.pause", "lease.resume"):
-        node = cluster.node(p.get("node"))
-        if node.sim is None:
-            raise RuntimeError(f"{do} needs an in-process node")
-        if do == "lease.pause":
-            node.sim.pause_renewals()
-        else:
-            node.sim.resume_renewals()
-        cluster.event(do, node=node.name)
+    elif do == "lease.pause":
+        cluster.pause_renewals(p.get("node"))
+    elif do == "lease.resume":
+        await cluster.resume_renewals(p.get("node"))
     elif do.startswith("lease."):
-        await asyncio.to_thread(leasescript.apply, cluster.lease, do[6:], p)
-        cluster.event(do, params={k: str(v) for k, v in p.items()})
+        await cluster.lease_op(do[6:], p)
     elif do.startswith("node."):
         await cluster.node_op(do[5:], p.get("node"))
     elif do == "failover":
