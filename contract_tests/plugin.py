@@ -209,9 +209,10 @@ def _prepare_connector(config: pytest.Config, opts: ModeldOptions) -> str:
             rep = config.stash.get(REPORT_KEY, None)
             if rep is not None:
                 rep.problem = f"connector {opts.connector} unavailable: {exc.reason}"
+            # the reason itself is in the report and the summary: said once
             pytest.exit(
-                f"modeld: the connector {opts.connector!r} cannot be had: {exc.reason} "
-                "(strict mode: CI or MODELD_STRICT is set, so this fails the run instead of skipping)",
+                f"modeld: no clause ran: the connector {opts.connector!r} cannot be had, and strict mode "
+                "(CI, MODELD_STRICT or --modeld-strict) makes that a failure instead of a skip",
                 returncode=pytest.ExitCode.TESTS_FAILED,
             )
         return str(exc.reason)
