@@ -195,7 +195,8 @@ class Report:
         lines += [f"- **{k}**: {v}" for k, v in OUTCOMES.items()]
         lines += [
             "",
-            "Sources point into the contract reference shipped with the suite (`modeld_contract/contract/`).",
+            "Sources point into the contract reference shipped with the suite, in `modeld_contract/contract/`"
+            " (`docs/fake-engine.md` is there too, as `fake-engine.md`).",
             "",
             "| clause | outcome | what is required | source | reason |",
             "|---|---|---|---|---|",
