@@ -778,7 +778,7 @@ def cli_main(args: Any, out: Callable[[str, str], object]) -> int:
 async def _cli(args: Any, out: Callable[[str, str], object]) -> int:
     from .control import ControlServer
     from .scenario import ScenarioError
-    from .scenario import load as load_scenario
+    from .scenario import load_ref as load_scenario
     from .scenario import run as run_scenario
 
     scenario = None
@@ -788,6 +788,9 @@ async def _cli(args: Any, out: Callable[[str, str], object]) -> int:
         except ScenarioError as exc:
             out("stderr", f"modeld-sim: {exc}")
             return 2
+        except OSError as exc:
+            out("stderr", f"modeld-sim: {args.scenario}: {exc.strerror or exc}")
+            return 1
     if args.size < 1:
         out("stderr", "modeld-sim cluster: --size must be at least 1")
         return 2

@@ -439,10 +439,10 @@ class ServeExtras:
 
     @classmethod
     async def begin(cls, args: Any, sim: Any, out: Callable[[str, str], object]) -> ServeExtras:
-        from .scenario import load
+        from .scenario import load_ref
         from .transcript import Transcript
 
-        scenario = load(args.scenario) if args.scenario else None  # ScenarioError names line and field
+        scenario = load_ref(args.scenario) if args.scenario else None  # ScenarioError names line and field
         transcript = Transcript(args.transcript) if (args.transcript or args.control) else None
         self = cls(Cluster.attach(sim, transcript=transcript, name=args.node_name), out)
         self.scenario = scenario

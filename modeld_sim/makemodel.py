@@ -1,5 +1,7 @@
-"""Tiny random-weight models for the real engines (``modeld-sim make-model``; docs/engines.md).
+"""Tiny models made on the spot (``modeld-sim make-model``; docs/engines.md, docs/fake-engine.md).
 
+* ``fake`` (the default): a metadata-only GGUF (:func:`modeld_sim.gguf.write_fake_gguf`, no tensors)
+  that the simulator's default fake engine serves; it needs no extra.
 * ``llama``: a GGUF v3 file written with the ``gguf`` package: a Llama-architecture model (default 2
   blocks, embedding 64, 4 heads, feed-forward 128, context 256, f32 weights) with an embedded
   GPT-2-style byte-level BPE tokenizer (256 byte symbols in GPT-2 order, a few merges, ``<|bos|>`` and
@@ -318,6 +320,8 @@ def make_openvino_dir(
 
 def main(args: Any, out: Callable[[str, str], None] | None = None) -> int:
     """``modeld-sim make-model`` (arguments parsed by :mod:`modeld_sim.cli`)."""
+    if args.type == "fake":
+        return _make_fake(args, out)
     shape = ModelShape(
         context_length=int(args.context_length),
         embedding_length=int(args.embedding_length),
@@ -352,15 +356,53 @@ def main(args: Any, out: Callable[[str, str], None] | None = None) -> int:
     return 0
 
 
+def _make_fake(args: Any, out: Callable[[str, str], None] | None) -> int:
+    from modeld_sim.gguf import write_fake_gguf
+
+    if args.heads < 1 or args.embedding_length % args.heads:
+        print("make-model: --embedding-length must be a multiple of --heads", file=sys.stderr)
+        return 2
+    try:
+        path = write_fake_gguf(
+            args.out,
+            context_length=args.context_length,
+            name=args.name or "tiny-fake",
+            embedding_length=args.embedding_length,
+            block_count=args.layers,
+            head_count=args.heads,
+            head_count_kv=args.heads,
+            extra={"tokenizer.ggml.add_bos_token": bool(args.add_bos)},
+        )
+    except OSError as exc:
+        print(f"make-model: write {args.out}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    line = f"make-model: wrote fake model {path} (context {args.context_length}; the fake engine serves it)"
+    if out is not None:
+        out("stdout", line)
+    else:
+        print(line, flush=True)
+    return 0
+
+
 def add_parser(sub: Any) -> None:
     """The ``make-model`` sub-command's arguments."""
-    m = sub.add_parser("make-model", help="write a tiny random-weight model for a real engine")
-    m.add_argument("--type", choices=("llama", "openvino"), required=True)
-    m.add_argument("--out", required=True, help="GGUF file (llama) or directory (openvino)")
-    m.add_argument("--seed", type=int, default=0)
-    m.add_argument("--context-length", type=int, default=256)
-    m.add_argument("--embedding-length", type=int, default=64)
-    m.add_argument("--layers", type=int, default=2)
-    m.add_argument("--heads", type=int, default=4)
-    m.add_argument("--name", default=None)
-    m.add_argument("--add-bos", action="store_true", help="the tokenizer adds a BOS token")
+    m = sub.add_parser(
+        "make-model",
+        help="write a tiny model: metadata-only for the fake engine, or random weights for a real one",
+    )
+    m.add_argument(
+        "--type",
+        choices=("fake", "llama", "openvino"),
+        default="fake",
+        help="fake: a GGUF the default fake engine serves, no extra needed; llama: a llama.cpp-loadable "
+        "GGUF (needs the 'llama' extra); openvino: an IR directory (needs the 'openvino' extra) "
+        "(default: fake)",
+    )
+    m.add_argument("--out", required=True, help="GGUF file (fake, llama) or directory (openvino)")
+    m.add_argument("--seed", type=int, default=0, help="weights seed, real types only (default: 0)")
+    m.add_argument("--context-length", type=int, default=256, help="context length (default: 256)")
+    m.add_argument("--embedding-length", type=int, default=64, help="embedding length (default: 64)")
+    m.add_argument("--layers", type=int, default=2, help="blocks (default: 2)")
+    m.add_argument("--heads", type=int, default=4, help="attention heads (default: 4)")
+    m.add_argument("--name", default=None, help="general.name (default: tiny-fake / tiny-random-<type>)")
+    m.add_argument("--add-bos", action="store_true", help="the tokenizer adds a BOS token (default: off)")

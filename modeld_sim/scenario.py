@@ -1,6 +1,10 @@
 """Scenario files: a TOML timeline of lease operations, fault rules and node faults.
 
-Format (worked examples in docs/scenarios/)::
+Worked examples ship with the package in ``modeld_sim/scenarios/`` (``modeld-sim scenario list``); every
+command that takes a scenario takes one of their names (``leader-crash``) or a file of your own
+(:func:`find`, :func:`load_ref`).
+
+Format (docs/scenarios/README.md)::
 
     [scenario]
     name = "leader dies mid-decode"
@@ -49,7 +53,19 @@ from .cluster import NODE_OPS, Cluster
 from .faults import FaultRuleError, parse_duration_field, parse_rule
 from .leasescript import LeaseScriptError
 
-__all__ = ["Scenario", "ScenarioError", "Step", "cli_main", "load", "loads", "run"]
+__all__ = [
+    "Scenario",
+    "ScenarioError",
+    "Step",
+    "cli_main",
+    "find",
+    "load",
+    "load_ref",
+    "loads",
+    "packaged",
+    "packaged_dir",
+    "run",
+]
 
 _STEP_KEYS: Final = frozenset(
     {"at", "after_calls", "method", "do", "rule", "id", "node", "how", "text"}
@@ -168,6 +184,43 @@ class _Locator:
 
 
 # --- parsing --------------------------------------------------------------------------------------------
+
+
+def packaged_dir() -> str:
+    """Where the packaged scenarios live (``modeld_sim/scenarios/``)."""
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "scenarios")
+
+
+def packaged() -> dict[str, str]:
+    """The packaged scenarios: name (file name without ``.toml``) → path, sorted by name."""
+    d = packaged_dir()
+    try:
+        names = sorted(f for f in os.listdir(d) if f.endswith(".toml"))
+    except OSError:
+        return {}
+    return {f[: -len(".toml")]: os.path.join(d, f) for f in names}
+
+
+def find(ref: str | os.PathLike[str]) -> str:
+    """The file ``ref`` names: an existing path, else a packaged scenario's name (``.toml`` optional).
+
+    Raises :class:`ScenarioError` naming both possibilities when it is neither."""
+    p = os.fspath(ref)
+    if os.path.exists(p):
+        return p
+    known = packaged()
+    name = p[: -len(".toml")] if p.endswith(".toml") else p
+    if name in known and os.sep not in name:
+        return known[name]
+    listing = ", ".join(known) or "none"
+    raise ScenarioError(
+        p, 0, "", f"no such file, nor a packaged scenario (packaged: {listing}; see modeld-sim scenario list)"
+    )
+
+
+def load_ref(ref: str | os.PathLike[str]) -> Scenario:
+    """Load ``ref``: a path, or the name of a packaged scenario (:func:`find`)."""
+    return load(find(ref))
 
 
 def load(path: str | os.PathLike[str]) -> Scenario:
@@ -432,16 +485,18 @@ async def _apply(step: Step, cluster: Cluster) -> bool:
 
 
 def cli_main(args: Any, out: Callable[[str, str], object]) -> int:
+    if args.scenario_cmd == "list":
+        return _list(out)
     try:
-        sc = load(args.file)
+        sc = load_ref(args.scenario)
     except ScenarioError as exc:
         out("stderr", f"modeld-sim: {exc}")
         return 2
     except OSError as exc:
-        out("stderr", f"modeld-sim: {exc}")
+        out("stderr", f"modeld-sim: {args.scenario}: {exc.strerror or exc}")
         return 1
     if args.scenario_cmd == "check":
-        out("stdout", f"{args.file}: ok ({len(sc.steps)} steps)")
+        out("stdout", f"{sc.source}: ok ({len(sc.steps)} steps)")
         return 0
     try:
         return asyncio.run(_run_cli(sc, args, out))
@@ -450,6 +505,23 @@ def cli_main(args: Any, out: Callable[[str, str], object]) -> int:
     except Exception as exc:
         out("stderr", f"modeld-sim scenario: {exc}")
         return 1
+
+
+def _list(out: Callable[[str, str], object]) -> int:
+    """``modeld-sim scenario list``: one line per packaged scenario, ``NAME  what it does``."""
+    known = packaged()
+    width = max((len(n) for n in known), default=0) + 2
+    for name, path in known.items():
+        try:
+            sc = load(path)
+        except (ScenarioError, OSError) as exc:  # a broken packaged file is named, the listing goes on
+            out("stdout", f"{name:<{width}}(unreadable: {exc})")
+            continue
+        what = sc.description or sc.name
+        where = f"{sc.size} node{'s' if sc.size != 1 else ''}, ttl {sc.ttl * 1000:g}ms"
+        out("stdout", f"{name:<{width}}{what} ({where})")
+    out("stderr", f"(files in {packaged_dir()}; run one: modeld-sim scenario run NAME)")
+    return 0
 
 
 async def _run_cli(sc: Scenario, args: Any, out: Callable[[str, str], object]) -> int:

@@ -10,18 +10,39 @@ import pytest
 
 from modeld_sim import cli
 from modeld_sim.cluster import Cluster
-from modeld_sim.scenario import ScenarioError, load, loads, run
+from modeld_sim.scenario import ScenarioError, find, load, loads, packaged, packaged_dir, run
 from modeld_sim.transcript import Transcript
 from modeldconn import lease as liblease
 from modeldconn import transport as t
 
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "scenarios"
+PACKAGED = Path(packaged_dir())
+REPO_DOCS = Path(__file__).resolve().parents[2] / "docs" / "scenarios"
 
 
-@pytest.mark.parametrize("path", sorted(DOCS.glob("*.toml")), ids=lambda p: p.name)
+def test_worked_examples_ship_inside_the_package() -> None:
+    files = sorted(PACKAGED.glob("*.toml"))
+    assert len(files) >= 4
+    assert PACKAGED.parent == Path(__file__).resolve().parents[2] / "modeld_sim"
+    assert sorted(packaged()) == [f.stem for f in files]
+    assert not list(REPO_DOCS.glob("*.toml"))  # one copy: docs/scenarios/README.md points at the package
+    assert "modeld_sim/scenarios/" in (REPO_DOCS / "README.md").read_text()
+
+
+@pytest.mark.parametrize("path", sorted(PACKAGED.glob("*.toml")), ids=lambda p: p.name)
 def test_worked_examples_are_valid(path: Path) -> None:
     sc = load(path)
-    assert sc.steps and sc.name
+    assert sc.steps and sc.name and sc.description
+
+
+def test_find_takes_a_name_or_a_path(tmp_path: Path) -> None:
+    assert find("leader-crash") == str(PACKAGED / "leader-crash.toml")
+    assert find("leader-crash.toml") == str(PACKAGED / "leader-crash.toml")
+    own = tmp_path / "leader-crash.toml"
+    own.write_text('[[step]]\ndo = "mark"\ntext = "mine"\n')
+    assert find(str(own)) == str(own)  # a file the user names wins over a packaged name
+    with pytest.raises(ScenarioError) as ei:
+        find("no-such-scenario")
+    assert "no such file, nor a packaged scenario" in str(ei.value) and "leader-crash" in str(ei.value)
 
 
 @pytest.mark.parametrize(
@@ -66,7 +87,21 @@ def test_cli_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad.write_text('[[step]]\ndo = "fault.add"\nrule = { action = "error", token = "stale" }\n')
     assert cli.main(["scenario", "check", str(bad)]) == 2
     assert f"{bad}:3: step[0].rule.token: unknown sentinel 'stale'" in capsys.readouterr().err
-    assert cli.main(["scenario", "check", str(DOCS / "flaky-decode.toml")]) == 0
+    assert cli.main(["scenario", "check", str(PACKAGED / "flaky-decode.toml")]) == 0
+    assert cli.main(["scenario", "check", "flaky-decode"]) == 0
+    assert "flaky-decode.toml: ok (" in capsys.readouterr().out
+    assert cli.main(["scenario", "check", "nope"]) == 2
+    assert "nope: no such file, nor a packaged scenario" in capsys.readouterr().err
+
+
+def test_cli_list(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["scenario", "list"]) == 0
+    cap = capsys.readouterr()
+    rows = cap.out.splitlines()
+    assert [r.split()[0] for r in rows] == sorted(packaged())
+    crash = next(r for r in rows if r.startswith("leader-crash "))
+    assert load(PACKAGED / "leader-crash.toml").description in crash and "(3 nodes, ttl 500ms)" in crash
+    assert str(PACKAGED) in cap.err
 
 
 async def test_timeline_plays_at_offsets_and_after_calls(tmp_path: Path) -> None:
