@@ -516,3 +516,16 @@ async def test_listening_before_serving_queues_early_dialers() -> None:
         early.close()
     finally:
         await server.close(grace=0)
+
+
+async def test_accepted_connections_send_small_frames_at_once(env: Any) -> None:
+    """Nagle's algorithm is off on every accepted socket: a stream's last frames are not held back
+    waiting for the client's delayed ACK (asyncio leaves TCP_NODELAY off on accepted sockets)."""
+    import socket
+
+    server, c, _ = env
+    await c.connection("kept open")
+    await until(lambda: server.connections)
+    for conn in server.connections.values():
+        sock = conn.transport.get_extra_info("socket")
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
