@@ -9,6 +9,8 @@
 3. 100 simulators in one process, each owning its own data root with one open session (RSS growth;
    goal <= 150 MB).
 4. Start-to-healthy time of `modeld-sim serve` as a subprocess (median of 5; goal <= 0.5 s).
+5. A Decode stream's first chunk, last chunk and end as the client sees them (goal: the end within
+   2 ms of the last chunk).
 """
 
 from __future__ import annotations
@@ -153,6 +155,50 @@ async def round_trips(tmp: Path, rounds: int) -> None:
     )
 
 
+async def stream_timing(tmp: Path, rounds: int = 200) -> None:
+    """When a Decode's chunks and its end reach the client: the end must follow the last chunk at
+    once (a late end is Nagle's algorithm holding the trailers for the client's delayed ACK)."""
+    model = str(tmp / "m.gguf")
+    async with Simulator(str(tmp / "st"), backend="llama") as sim:
+        host, _, port = sim.endpoint.rpartition(":")
+        ch = Channel(host, int(port), codec=JSONCodec())
+        call = _Unary(ch, sim.instance_id)
+        handle = (await call("OpenSession", _open_req(model, sim.instance_id), pb.OpenSessionResp)).handle
+        first: list[float] = []
+        last: list[float] = []
+        end: list[float] = []
+        for _ in range(rounds):
+            await call(
+                "EnsurePrefix",
+                pb.EnsurePrefixReq(handle=handle, prefix=pb.PrefixInput(Text=PREFIX_TEXT)),
+                pb.PrefixStatus,
+            )
+            md = call.md
+            t0 = time.perf_counter()
+            seen: list[float] = []
+            async with ch.request(
+                SVC + "Decode", Cardinality.UNARY_STREAM, pb.DecodeReq, pb.WireChunk, metadata=md
+            ) as stream:
+                await stream.send_message(
+                    pb.DecodeReq(handle=handle, config=pb.DecodeConfig(MaxTokens=8)), end=True
+                )
+                async for _ in stream:
+                    seen.append(time.perf_counter() - t0)
+                await stream.recv_trailing_metadata()
+            end.append(time.perf_counter() - t0)
+            first.append(seen[0])
+            last.append(seen[-1])
+        ch.close()
+    med = statistics.median
+    gap = med(e - lc for e, lc in zip(end, last, strict=True))
+    print(f"5. Decode stream timing (8 tokens, median of {rounds}, from the request)")
+    print(
+        f"   first chunk {med(first) * 1e3:.2f} ms, last chunk {med(last) * 1e3:.2f} ms, stream end "
+        f"{med(end) * 1e3:.2f} ms; end after last chunk {gap * 1e3:.2f} ms  (goal <= 2 ms; "
+        "anchor before TCP_NODELAY: 42 ms)"
+    )
+
+
 async def concurrency(tmp: Path, seconds: float, clients: int = 64) -> None:
     model = str(tmp / "m.gguf")
     async with Simulator(str(tmp / "cc"), backend="llama") as sim:
@@ -285,6 +331,7 @@ def main() -> int:
         write_fake_gguf(str(tmp / "m.gguf"), context_length=512)
         os.environ.setdefault("TZ", "UTC")
         asyncio.run(round_trips(tmp, ns.rounds))
+        asyncio.run(stream_timing(tmp))
         asyncio.run(concurrency(tmp, ns.seconds))
         subprocess.run([sys.executable, __file__, "--many-child", str(ns.sims)], check=True)
         start_to_healthy(tmp)
