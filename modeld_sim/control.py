@@ -509,7 +509,11 @@ def cli_main(args: Any, out: Callable[[str, str], object]) -> int:
             sub = rest[0] if rest else ""
             if sub == "add":
                 if rest[1:2] == ["--json"] and len(rest) == 3:
-                    spec = json.loads(rest[2])
+                    try:
+                        spec = json.loads(rest[2])
+                    except ValueError as exc:
+                        out("stderr", f"modeld-sim ctl: fault add --json: not JSON: {exc}")
+                        return 2
                 else:
                     spec = parse_kv(rest[1:])
                 result = client.fault_add(spec)
@@ -572,6 +576,9 @@ def cli_main(args: Any, out: Callable[[str, str], object]) -> int:
     except ControlError as exc:
         out("stderr", f"modeld-sim ctl: {exc.message} (HTTP {exc.status})")
         return 2 if exc.status in (400, 404, 405) else 1
+    except LeaseScriptError as exc:  # a word that is not key=value
+        out("stderr", f"modeld-sim ctl: {exc.field}: {exc.reason}")
+        return 2
     except (OSError, ValueError) as exc:
         out("stderr", f"modeld-sim ctl: {exc}")
         return 1

@@ -37,6 +37,21 @@ EXIT_CODES: Final = {
     _probe.ProbeState.UNREACHABLE: 6,
 }
 EXIT_STATUS_FAILED: Final = 1
+EXIT_USAGE: Final = 2
+
+#: what each exit status means, for ``--help`` (the table above, from the same constants)
+EXIT_MEANINGS: Final = (
+    (EXIT_CODES[_probe.ProbeState.RUNNING], "running: a healthy owner answered and Status worked"),
+    (EXIT_STATUS_FAILED, "the owner is healthy but Status failed (the error is printed)"),
+    (EXIT_USAGE, "usage error"),
+    (EXIT_CODES[_probe.ProbeState.NOT_INSTALLED], "not-installed: no modeld binary found and no live lease"),
+    (EXIT_CODES[_probe.ProbeState.NOT_RUNNING], "not-running: no lease (or a corrupt one)"),
+    (EXIT_CODES[_probe.ProbeState.STALE], "stale: the lease lapsed (the daemon may have crashed)"),
+    (
+        EXIT_CODES[_probe.ProbeState.UNREACHABLE],
+        "unreachable: a live lease, but no healthy answer to Health within the timeout",
+    ),
+)
 
 
 @dataclasses.dataclass
@@ -135,19 +150,46 @@ def render(rep: Report) -> str:
     return "\n".join(lines)
 
 
+def exit_codes_help() -> str:
+    """The exit statuses of ``status``, one per line (the epilog of ``--help``)."""
+    return "exit status:\n" + "\n".join(f"  {code}  {what}" for code, what in EXIT_MEANINGS)
+
+
+def _seconds(value: str) -> float:
+    try:
+        t = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"want seconds, got {value!r}") from None
+    if not t > 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"want seconds > 0, got {value!r}")
+    return t
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m modeldconn", description="modeld connector doctor")
+    parser = argparse.ArgumentParser(
+        prog="python -m modeldconn",
+        description="modeld connector doctor",
+        epilog=exit_codes_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("status", help="probe the modeld owner and print its state and model slot")
+    p = sub.add_parser(
+        "status",
+        help="probe the modeld owner and print its state and model slot",
+        description="Probe the modeld owner of a data root (lease + Health) and print its state and model "
+        "slot (Status).",
+        epilog=exit_codes_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument(
         "--data-root", default=None, help="data root (default: $CONTENOX_DATA_ROOT or ~/.contenox)"
     )
-    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--json", action="store_true", help="print one JSON object (default: text)")
     p.add_argument(
         "--timeout",
-        type=float,
+        type=_seconds,
         default=_t.DEFAULT_PROBE_TIMEOUT,
-        help=f"health probe deadline in seconds (default {_t.DEFAULT_PROBE_TIMEOUT:g})",
+        help=f"health probe deadline in seconds (default: {_t.DEFAULT_PROBE_TIMEOUT:g})",
     )
     args = parser.parse_args(argv)
     rep = asyncio.run(collect(args.data_root, args.timeout))

@@ -1010,11 +1010,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``python -m modeldconn.lease inspect DATA_ROOT [--json]``."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m modeldconn.lease", description=__doc__.split("\n")[0])
+    exits = (
+        "exit status:\n  0  a record was read (held or expired: see liblease / probe)\n"
+        "  1  no readable lease (missing, corrupt or unreadable; one line on stderr says which)\n"
+        "  2  usage error"
+    )
+    parser = argparse.ArgumentParser(
+        prog="python -m modeldconn.lease",
+        description=__doc__.split("\n")[0],
+        epilog=exits,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="cmd", required=True)
-    ins = sub.add_parser("inspect", help="print the lease record, its expiry and freshness")
-    ins.add_argument("data_root")
-    ins.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    ins = sub.add_parser(
+        "inspect",
+        help="print the lease record, its expiry and freshness",
+        epilog=exits,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ins.add_argument("data_root", help="the data root holding modeld.lease")
+    ins.add_argument("--json", action="store_true", help="one JSON object on stdout (default: text)")
     args = parser.parse_args(argv)
 
     path = lease_path(args.data_root)
