@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -20,6 +21,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from modeld_contract._loop import LoopThread
@@ -33,7 +35,10 @@ __all__ = [
     "Target",
     "TargetError",
     "closed_port",
+    "lease_expiry_ns",
+    "rfc3339_ns",
     "silent_listener",
+    "wait_lease_lapsed",
     "write_tiny_model",
 ]
 
@@ -72,6 +77,49 @@ def read_lease(data_root: str) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+_RFC3339 = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})$")
+_NS_PER_S = 1_000_000_000
+#: How often the lease file is re-read while waiting for it to lapse.
+LEASE_POLL_S = 0.01
+
+
+def rfc3339_ns(text: str) -> int:
+    """Unix nanoseconds of an RFC 3339 time with up to nine fraction digits (Go's RFC3339Nano)."""
+    m = _RFC3339.match(text)
+    if m is None:
+        raise ValueError(f"not an RFC 3339 time: {text!r}")
+    base = datetime.fromisoformat(m.group(1) + ("+00:00" if m.group(3) == "Z" else m.group(3)))
+    return int(base.timestamp()) * _NS_PER_S + int((m.group(2) or "").ljust(9, "0"))
+
+
+def lease_expiry_ns(record: Mapping[str, Any]) -> int | None:
+    """``renewed_at + ttl`` of a lease record in Unix nanoseconds; ``None`` when the record lacks them."""
+    try:
+        return rfc3339_ns(str(record["renewed_at"])) + int(record["ttl"])
+    except (KeyError, ValueError, TypeError):
+        return None
+
+
+def wait_lease_lapsed(data_root: str, timeout: float = 30.0) -> dict[str, Any]:
+    """Re-read the lease until its expiry lies in the past by the wall clock; returns that record.
+
+    Past the expiry both judges agree the lease is gone: liblease takes it over (``now > expiry``) and the
+    probe calls it stale (``now >= expiry``). Waiting on the file itself rather than for a TTL's worth of
+    time keeps this right however late the last renewal landed and however slow the machine is.
+    Raises :class:`TargetError` when the lease is still live (or absent) after ``timeout`` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    rec: dict[str, Any] | None = None
+    while True:
+        rec = read_lease(data_root)
+        expiry = None if rec is None else lease_expiry_ns(rec)
+        if rec is not None and expiry is not None and time.time_ns() > expiry:
+            return rec
+        if time.monotonic() > deadline:
+            raise TargetError(f"the lease in {data_root} did not lapse within {timeout:.0f} s; last: {rec}")
+        time.sleep(LEASE_POLL_S)  # polling the lease file, bounded by the deadline
 
 
 # --------------------------------------------------------------------------------------------------
@@ -489,17 +537,14 @@ class Cluster:
         """The owner stops renewing (but keeps serving); once its lease lapsed a new node takes over."""
         old = self.owner
         old.pause_renewals()
-        rec = read_lease(self.data_root) or {}
-        time.sleep(self.ttl + 0.15)
-        for _ in range(50):
-            now = read_lease(self.data_root) or {}
-            if now.get("renewed_at") == rec.get("renewed_at"):
-                break
-            rec = now
-            time.sleep(self.ttl)
+        self.wait_lapsed()
         self.owner = SimTarget(self.data_root, ttl=self.ttl, renew=self.renew)
         self.retired.append(old)
         return self.owner.instance_id
+
+    def wait_lapsed(self, timeout: float = 30.0) -> dict[str, Any]:
+        """Until the lease on the shared root has lapsed (its owner stopped renewing or was killed)."""
+        return wait_lease_lapsed(self.data_root, timeout)
 
     def restart(self, *, same_port: bool = True) -> str:
         return self.owner.restart(same_port=same_port)

@@ -6,7 +6,6 @@ real-daemon-observations.md (lifecycle)."""
 from __future__ import annotations
 
 import os
-import time
 from typing import Any
 
 import pytest
@@ -83,7 +82,7 @@ def test_C_FAILOVER_05_crash_then_lapse(cluster_env: Any, modeld_cluster: Any) -
     c.status()
     modeld_cluster.owner.kill()
     assert raises_kind(lambda: c.status(timeout=5.0)).kind == "unreachable"
-    time.sleep(modeld_cluster.ttl + 0.2)
+    modeld_cluster.wait_lapsed()
     assert raises_kind(lambda: c.status(timeout=5.0)).kind == "stale"
 
 

@@ -33,6 +33,7 @@ from typing import Any, Final
 from modeld_contract.corpus import (
     MACHINE_METHODS,
     MODELD_CORPUS,
+    SERVICE_PATH,
     Case,
     Placeholders,
     load_cases,
@@ -40,9 +41,10 @@ from modeld_contract.corpus import (
     replay_case,
     reply_record,
 )
-from modeld_contract.h2client import RawGrpcClient
+from modeld_contract.h2client import RawGrpcClient, RawReply
 from modeld_contract.real.build import build
 from modeld_contract.real.daemon import LEASE_NAME, DaemonError, RealDaemon, read_lease
+from modeld_contract.targets import lease_expiry_ns, rfc3339_ns
 
 __all__ = [
     "CLOSE_SETTLE_S",
@@ -76,9 +78,14 @@ assert set(MACHINE_VALUES) == MACHINE_METHODS
 MACHINE: Final = "<machine>"
 #: The `info.` case is a HEADERS frame that ends the stream: the real daemon never answers (a client hang).
 INFO_TIMEOUT_S: Final = 2.0
-#: After a named connection closes, the daemon ends its sessions about half a second later (recorded fact
-#: `llama.ensure_after_conn_closed`): the recorder lets that happen before the next case.
-CLOSE_SETTLE_S: Final = 1.5
+#: After a named connection closes, the daemon ends its sessions once grpc-go has seen the connection end
+#: (about half a second later; recorded fact `llama.ensure_after_conn_closed`). Before the next case the
+#: recorder waits, at most this long, until every session opened on that connection answers session_closed.
+CLOSE_SETTLE_S: Final = 15.0
+#: The connection the recorder's settle probes go on (never one a case names).
+SETTLE_CONNECTION: Final = "recorder.settle"
+SETTLE_POLL_S: Final = 0.02
+_SESSION_CLOSED_CODE: Final = 9  # FailedPrecondition, as `session_closed` is sent
 
 
 def mask_machine_values(method: str, messages: list[Any]) -> list[Any]:
@@ -123,14 +130,19 @@ async def record_cases(
 ) -> list[dict[str, Any]]:
     """Send every case in order to ``host:port`` and return the recorded lines."""
     lines: list[dict[str, Any]] = []
+    opened: dict[str | None, list[str]] = {}  # connection name -> handles opened on it
     async with RawGrpcClient(host, port) as client:
         for case in cases:
             if case.is_close:
                 await replay_case(client, case, ph)
-                await asyncio.sleep(CLOSE_SETTLE_S)  # the daemon ends the connection's sessions (see above)
+                name = case.name.removeprefix("connection.close.")
+                await _sessions_ended(client, opened.pop(name, []), ph)
                 lines.append(_line(case, None))
                 continue
             raw = await replay_case(client, case, ph, timeout=INFO_TIMEOUT_S if case.is_info else timeout)
+            handle = _opened_handle(case, raw)
+            if handle:
+                opened.setdefault(case.request.get("connection"), []).append(handle)
             rec = reply_record(case, raw, ph)
             if case.method in MACHINE_METHODS and isinstance(rec.get("messages"), list):
                 rec["messages"] = mask_machine_values(case.method, rec["messages"])
@@ -138,6 +150,43 @@ async def record_cases(
             if progress is not None:
                 progress(f"{case.name}: {rec.get('code')}")
     return lines
+
+
+def _opened_handle(case: Case, raw: RawReply) -> str:
+    """The handle an OpenSession case was given ("" for any other case or an error)."""
+    if case.method != "OpenSession" or raw.code != 0 or not raw.messages:
+        return ""
+    try:
+        body = json.loads(raw.messages[0])
+    except ValueError:
+        return ""
+    return str(body.get("handle") or "") if isinstance(body, dict) else ""
+
+
+async def _sessions_ended(client: RawGrpcClient, handles: list[str], ph: Placeholders) -> None:
+    """Wait until the daemon answers session_closed for each handle (it ends a closed connection's sessions
+    on its own, a moment after the close). ExplainContext only reads a session, so asking changes nothing
+    the next cases record; the asks go on a connection of their own."""
+    deadline = time.monotonic() + CLOSE_SETTLE_S
+    fence = [("x-contenox-owner-instance", ph.instance_id)]
+    for handle in handles:
+        body = json.dumps({"handle": handle}, separators=(",", ":")).encode()
+        while True:
+            reply = await client.call(
+                SERVICE_PATH + "ExplainContext",
+                [body],
+                metadata=fence,
+                connection=SETTLE_CONNECTION,
+                timeout=CLOSE_SETTLE_S,
+            )
+            if reply.code == _SESSION_CLOSED_CODE and "session_closed" in (reply.message or ""):
+                break
+            if time.monotonic() > deadline:
+                raise DaemonError(
+                    f"session {handle} still answered code {reply.code} ({reply.message!r}) "
+                    f"{CLOSE_SETTLE_S:.0f} s after its connection closed"
+                )
+            await asyncio.sleep(SETTLE_POLL_S)  # polling the daemon's own clean-up, bounded by the deadline
 
 
 def _write_lines(out: Path, lines: list[dict[str, Any]]) -> None:
@@ -202,30 +251,16 @@ def record(
 
 S: Final = 1_000_000_000
 _RFC3339NANO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{0,8}[1-9])?(Z|[+-]\d{2}:\d{2})$")
-_TIME = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})$")
 #: ``start.lease_appears``'s ``within_s``: the lease is there within this many seconds of the start.
 LEASE_APPEARS_WITHIN_S: Final = 2.0
 #: A fast TTL for the scenarios that wait for a lease to lapse (their facts do not depend on the TTL).
 FAST_TTL: Final = "1s"
 
 
-def _time_ns(text: str) -> int:
-    m = _TIME.match(text)
-    if m is None:
-        raise ValueError(f"not an RFC 3339 time: {text!r}")
-    base = datetime.fromisoformat(m.group(1) + ("+00:00" if m.group(3) == "Z" else m.group(3)))
-    frac = (m.group(2) or "").ljust(9, "0")
-    return int(base.timestamp()) * S + int(frac or 0)
-
-
 def _lapsed(data_root: Path) -> bool:
     lease = read_lease(data_root)
-    if lease is None:
-        return False
-    try:
-        return time.time_ns() > _time_ns(str(lease["renewed_at"])) + int(lease["ttl"])
-    except (KeyError, ValueError, TypeError):
-        return False
+    expiry = None if lease is None else lease_expiry_ns(lease)
+    return expiry is not None and time.time_ns() > expiry
 
 
 def _wait(cond: Callable[[], bool], timeout: float, what: str) -> None:
@@ -361,12 +396,12 @@ def lc_data_root_entries_running(lab: _Lab) -> dict[str, Any]:
 
 def lc_lease_renew_interval_s(lab: _Lab) -> dict[str, Any]:
     d = lab.owner("3s")
-    stamps = [_time_ns(str(d.lease["renewed_at"]))]
+    stamps = [rfc3339_ns(str(d.lease["renewed_at"]))]
 
     def renewed_thrice() -> bool:
         lease = read_lease(lab.root)
-        if lease is not None and _time_ns(str(lease["renewed_at"])) != stamps[-1]:
-            stamps.append(_time_ns(str(lease["renewed_at"])))
+        if lease is not None and rfc3339_ns(str(lease["renewed_at"])) != stamps[-1]:
+            stamps.append(rfc3339_ns(str(lease["renewed_at"])))
         return len(stamps) >= 4
 
     _wait(renewed_thrice, 10, "three renewals")

@@ -7,7 +7,9 @@ session with its log tail (``pytest.exit``): every later clause would wait as lo
 
 The build (``modeld_contract.real.build``, cached; a second call is instant) happens once, at collection.
 A :class:`~modeld_contract.real.BuildError` turns into a skip of **every** clause with the build's reason
-(``BuildError.skip_reason()``), never an error.
+(``BuildError.skip_reason()``). Under strict mode (``--modeld-strict``, ``CI=true``, ``MODELD_STRICT=1``:
+:mod:`modeld_contract.strict`) nothing is skipped for it: every clause that needs the daemon fails with the
+failing step's message, so a CI run cannot go green with the target never built.
 
 The model: ``real:llama`` serves a tiny random-weight GGUF made by our generator
 (``modeld_sim.makemodel.make_llama_gguf``, what ``modeld-sim make-model --type llama`` writes), unless
@@ -32,6 +34,7 @@ from typing import Any, Final
 import pytest
 from modeld_contract.real.build import BACKENDS, BuildError, BuildResult, build
 from modeld_contract.real.daemon import DaemonError, RealDaemon
+from modeld_contract.strict import is_strict, unavailable
 from modeld_contract.targets import TINY_MODEL_NAME, Target, parse_model_option, read_lease
 
 __all__ = [
@@ -100,7 +103,9 @@ def collection_skips(config: pytest.Config, target: str, item: pytest.Item, clau
     backend = backend_of(target)
     res = _build(config, backend)
     if isinstance(res, BuildError):
-        item.add_marker(pytest.mark.skip(reason=res.skip_reason()))
+        if not is_strict(config):
+            item.add_marker(pytest.mark.skip(reason=res.skip_reason()))
+        # strict: the clause runs and fails where it asks for the target (make_real_target)
         return
     if backend == "none" and (item.get_closest_marker("needs_engine") or clause_id in ENGINE_CLAUSES):
         item.add_marker(
@@ -123,9 +128,10 @@ def _session_model(config: pytest.Config, backend: str) -> str:
 
                 models[backend] = make_llama_gguf(str(out), seed=0)
             except ImportError as exc:
-                pytest.skip(
+                unavailable(
                     f"making the tiny llama model needs the 'llama' extra (gguf, numpy): {exc}; "
-                    "or give --modeld-model llama:PATH"
+                    "or give --modeld-model llama:PATH",
+                    config,
                 )
         else:
             from modeld_sim.gguf import write_fake_gguf
@@ -171,7 +177,7 @@ def make_real_target(config: pytest.Config, target: str, model_option: str | Non
     backend = backend_of(target)
     res = _build(config, backend)
     if isinstance(res, BuildError):
-        pytest.skip(res.skip_reason())
+        unavailable(res.skip_reason(), config)
     model = parse_model_option(model_option) if model_option else {}
     if model and model.get("type") != backend and backend != "none":
         raise pytest.UsageError(f"--modeld-model {model_option!r}: target {target} serves {backend} models")

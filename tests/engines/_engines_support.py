@@ -20,20 +20,40 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from modeld_contract.strict import unavailable
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 REQUIRE_ENV = "MODELD_REQUIRE_LLAMA"
 REQUIRE_OV_ENV = "MODELD_REQUIRE_OPENVINO"
+_TOX_ENV = {REQUIRE_ENV: "sim-llama", REQUIRE_OV_ENV: "sim-openvino"}
+
+
+def _wheel_failure() -> str:
+    """The message of the last failed llama-cpp-python wheel build on this machine ("" if none)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "build_llama_wheel", REPO / "tools" / "build_llama_wheel.py"
+    )
+    if spec is None or spec.loader is None:
+        return ""
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return str(module.last_failure())
 
 
 def require_or_skip(available: bool, reason: str, env: str = REQUIRE_ENV) -> None:
-    """Skip with ``reason``, or fail when ``env`` is set to 1 (the tox envs that must run them)."""
+    """Nothing when the engine is here. Without it: when ``env=1`` says this run is for the engine (its tox
+    env), the engine is unavailable — a failure under strict mode (CI, ``MODELD_STRICT``), a skip otherwise,
+    with the wheel build's failure if there was one; any other run skips (the engine is not part of it)."""
     if available:
         return
     if os.environ.get(env, "") == "1":
-        pytest.fail(f"{reason} (and {env}=1 forbids skipping)")
-    pytest.skip(reason)
+        failed = _wheel_failure() if env == REQUIRE_ENV else ""
+        why = f"{reason}; {env}=1 asks for it"
+        unavailable(f"{why}\n{failed}" if failed else why)
+    pytest.skip(f"{reason} (the engine's tests run in `tox -e {_TOX_ENV.get(env, '?')}`, which sets {env}=1)")
 
 
 def _teach_engines() -> None:

@@ -14,8 +14,8 @@ Exempt by nature, and only these:
 * decoded text, only when the llama.cpp version differs from the recording's (0.3.33): the failure
   then says which text differs and why.
 
-Skipped when llama-cpp-python is not installed, unless ``MODELD_REQUIRE_LLAMA=1`` (the ``sim-llama``
-tox env), which turns the skip into a failure.
+Skipped when llama-cpp-python is not installed; with ``MODELD_REQUIRE_LLAMA=1`` (the ``sim-llama`` tox env)
+under strict mode (``CI=true``, ``MODELD_STRICT=1``) its absence is a failure instead.
 """
 
 from __future__ import annotations

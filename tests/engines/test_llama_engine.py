@@ -1,4 +1,5 @@
-"""The real llama.cpp engine, in-process (skipped without llama-cpp-python unless MODELD_REQUIRE_LLAMA=1)."""
+"""The real llama.cpp engine, in-process (skipped without llama-cpp-python; with MODELD_REQUIRE_LLAMA=1
+under strict mode — CI, MODELD_STRICT — a failure instead)."""
 
 from __future__ import annotations
 

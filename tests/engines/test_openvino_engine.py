@@ -1,5 +1,5 @@
 """The real OpenVINO engine on a tiny stateful IR made by ``make-model`` (skipped without openvino /
-tokenizers unless MODELD_REQUIRE_OPENVINO=1)."""
+tokenizers; with MODELD_REQUIRE_OPENVINO=1 under strict mode — CI, MODELD_STRICT — a failure instead)."""
 
 from __future__ import annotations
 

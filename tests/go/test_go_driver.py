@@ -1,7 +1,8 @@
 """The Go driver's plumbing: build-on-demand and cache (``modeld_contract.drivers.gobuild``), the clear
 skip reason without Go or with a failing build, ``--modeld-connector=go`` resolution, and the
 driver's own protocol behaviour (hello, reset by re-exec, typed errors) — the contract suite itself
-is the tox env ``go``."""
+is the tox env ``go``. The tests that need the built driver skip with the failed build step when it
+cannot be built, and fail with it under strict mode (``CI=true``, ``MODELD_STRICT=1``)."""
 
 from __future__ import annotations
 
@@ -16,13 +17,15 @@ from modeld_contract.connectors import loader
 from modeld_contract.connectors.protocol import ConnectorError
 from modeld_contract.connectors.subprocess import DriverProcess, SubprocessConnector
 from modeld_contract.drivers import gobuild
+from modeld_contract.strict import is_strict, unavailable
 
 
 def _built_driver() -> Path:
+    """The built driver; without it a skip with the failed step (a failure with its log under strict mode)."""
     try:
         return gobuild.build("driver")
     except gobuild.GoBuildError as err:
-        pytest.skip(err.skip_reason())
+        unavailable(str(err) if is_strict() else err.skip_reason())
 
 
 # ---------------------------------------------------------------------------- without Go

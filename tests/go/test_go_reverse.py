@@ -5,7 +5,8 @@ The target is ``contract_tests/drivers/go/memserver``: ``runtime/transport/grpc.
 handles, error encoding, per-connection session ownership) around the module's own
 ``transport.NewMemoryService`` (fenced to the lease instance), found through a lease written by the
 real ``liblease``. Built once per go.sum/sources and cached (``modeld_contract.drivers.gobuild``); the
-tests skip with the failing build step's reason when ``go`` is missing or the build fails.
+tests skip with the failing build step's reason when ``go`` is missing or the build fails, and fail
+with it under strict mode (``CI=true``, ``MODELD_STRICT=1``: ``modeld_contract.strict``).
 
 ``MemoryService`` facts the expectations rest on (``runtime/transport/memory.go``): one token per
 rune; warm reuse needs a resident prefix with the same stable hash; Decode yields MaxTokens chunks
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from modeld_contract.strict import is_strict, unavailable
 
 import modeldconn as mc
 from modeldconn import probe as mc_probe
@@ -51,7 +53,7 @@ def _memserver_binary() -> Path:
     try:
         return build("memserver")
     except GoBuildError as err:
-        pytest.skip(err.skip_reason())
+        unavailable(str(err) if is_strict() else err.skip_reason())
 
 
 @pytest.fixture(scope="module")

@@ -2,9 +2,11 @@
 
 ``MODELD_REAL=none`` (or ``llama``, ``none,llama``, ``all``) enables the tests marked
 ``real_daemon`` for those backends; without it they skip with the reason, so the fast suite never
-builds Go. A build that fails (no Go toolchain, no compiler, the registry unreachable) turns into a
-skip naming the failed step and how to retry — unless ``MODELD_REAL_STRICT=1``, which makes it an
-error. The tox envs ``real-none`` / ``real-llama`` set these (see ``docs/real-daemon.md``).
+builds Go. For an enabled backend, a build that fails (no Go toolchain, no compiler, the registry
+unreachable) is a skip naming the failed step and how to retry — and under strict mode (``CI=true``,
+``MODELD_STRICT=1``: :mod:`modeld_contract.strict`) a failure with the build's whole message, so CI
+cannot pass with the daemon never built. The tox envs ``real-none`` / ``real-llama`` set these (see
+``docs/real-daemon.md``).
 """
 
 from __future__ import annotations
@@ -15,9 +17,9 @@ from pathlib import Path
 
 import pytest
 from modeld_contract.real.build import BACKENDS, BuildError, BuildResult, build
+from modeld_contract.strict import is_strict, unavailable
 
 ENV = "MODELD_REAL"
-STRICT_ENV = "MODELD_REAL_STRICT"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -54,8 +56,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 _BUILDS: dict[str, BuildResult | BuildError] = {}
 
 
-def built(backend: str) -> BuildResult:
-    """The daemon of ``backend`` (built once per session), or a skip with the failed step and how to retry."""
+def built(backend: str, config: pytest.Config | None = None) -> BuildResult:
+    """The daemon of ``backend`` (built once per session); when it cannot be built, a skip with the failed
+    step and how to retry, or under strict mode a failure with the build's message and log tail."""
     if backend not in _BUILDS:
         try:
             _BUILDS[backend] = build(backend)
@@ -63,20 +66,18 @@ def built(backend: str) -> BuildResult:
             _BUILDS[backend] = exc
     res = _BUILDS[backend]
     if isinstance(res, BuildError):
-        if os.environ.get(STRICT_ENV) == "1":
-            pytest.fail(str(res), pytrace=False)
-        pytest.skip(res.skip_reason())
+        unavailable(str(res) if is_strict(config) else res.skip_reason(), config)
     return res
 
 
 @pytest.fixture(scope="session")
-def modeld_none() -> BuildResult:
-    return built("none")
+def modeld_none(pytestconfig: pytest.Config) -> BuildResult:
+    return built("none", pytestconfig)
 
 
 @pytest.fixture(scope="session")
-def modeld_llama() -> BuildResult:
-    return built("llama")
+def modeld_llama(pytestconfig: pytest.Config) -> BuildResult:
+    return built("llama", pytestconfig)
 
 
 @pytest.fixture(scope="session")

@@ -41,6 +41,9 @@ from hypothesis.stateful import (
 )
 from modeld_contract.corpus import MODELD_CORPUS, TINY_GGUF_NAME, Case
 from modeld_contract.real.build import BuildResult
+from modeld_contract.strict import unavailable
+
+from modeld_sim.engines.llama import llama_available, llama_unavailable_reason
 
 FENCE: Final = "x-contenox-owner-instance"
 _UNSET: Final = object()
@@ -681,5 +684,9 @@ def test_differential_none(modeld_none: BuildResult) -> None:
 @pytest.mark.real_daemon("llama")
 def test_differential_llama(modeld_llama: BuildResult) -> None:
     """Backend llama: the simulator with the llama.cpp engine and the real llama modeld answer alike."""
-    pytest.importorskip("llama_cpp", reason="the simulator's llama engine needs llama-cpp-python 0.3.33")
+    if not llama_available():
+        unavailable(
+            f"the simulator's llama engine needs llama-cpp-python 0.3.33 ({llama_unavailable_reason()}); "
+            "build and install it: python tools/build_llama_wheel.py --install"
+        )
     _run("llama", modeld_llama.binary, max(1, settings.default.max_examples // 4))

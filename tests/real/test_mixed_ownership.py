@@ -7,11 +7,14 @@
 - Our connector (``modeldconn``, as the contract suite drives it) follows the leader across both:
   every ``status()`` names the instance the lease names, real or simulated.
 
-Backend none (the lifecycle does not depend on an engine); TTL 1 s where a lease has to lapse.
+Backend none (the lifecycle does not depend on an engine); TTL 1 s where a lease has to lapse. Every wait is
+for a condition with a deadline (a log line, the lease, the connector's answer), never a fixed pause: the
+standby takeover runs 20 times in a row with both cores kept busy (``_busy_load``) to prove it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
 import time
@@ -20,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _busy_load import busy_load
 from modeld_contract.connectors.loader import make_factory
 from modeld_contract.connectors.protocol import ConnectorError
 from modeld_contract.real.build import BuildResult
@@ -42,30 +46,46 @@ def sim_bins(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {"owner": _launcher(folder, "sim", ""), "standby": _launcher(folder, "sim-standby", "--standby")}
 
 
-@pytest.fixture
-def lab(tmp_path: Path) -> Iterator[Callable[..., RealDaemon]]:
-    """``lab(binary, ttl)`` → a daemon object on the shared data root (all killed at the end)."""
+@contextlib.contextmanager
+def _lab(folder: Path) -> Iterator[Callable[..., RealDaemon]]:
+    """``lab(binary, ttl)`` → a daemon on the shared data root ``folder/data`` (all killed at the end)."""
     made: list[RealDaemon] = []
 
     def daemon(binary: Path, ttl: str = "1s") -> RealDaemon:
-        d = RealDaemon(binary, tmp_path / "data", ttl=ttl, log_path=tmp_path / f"d{len(made)}.log")
+        d = RealDaemon(binary, folder / "data", ttl=ttl, log_path=folder / f"d{len(made)}.log")
         made.append(d)
         return d
 
-    yield daemon
-    for d in made:
-        d.close()
+    try:
+        yield daemon
+    finally:
+        for d in made:
+            d.close()
+
+
+@contextlib.contextmanager
+def _connector(folder: Path, binary: Path) -> Iterator[Any]:
+    """The connector under the suite's driver, on ``folder/data``, with the real binary located."""
+    factory = make_factory("modeldconn")
+    conn = factory()
+    conn.configure(str(folder / "data"), {"CONTENOX_MODELD_BIN": str(binary)})
+    try:
+        yield conn
+    finally:
+        conn.close()
+        factory.shutdown()
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[Callable[..., RealDaemon]]:
+    with _lab(tmp_path) as daemon:
+        yield daemon
 
 
 @pytest.fixture
 def connector(tmp_path: Path, modeld_none: BuildResult) -> Iterator[Any]:
-    """The connector under the suite's driver, on the shared data root, with the real binary located."""
-    factory = make_factory("modeldconn")
-    conn = factory()
-    conn.configure(str(tmp_path / "data"), {"CONTENOX_MODELD_BIN": str(modeld_none.binary)})
-    yield conn
-    conn.close()
-    factory.shutdown()
+    with _connector(tmp_path, modeld_none.binary) as conn:
+        yield conn
 
 
 def _owner_seen(conn: Any, instance: str, within: float = 15.0) -> dict[str, Any]:
@@ -89,15 +109,27 @@ def _wait_owner(d: RealDaemon, within: float = 15.0) -> dict[str, Any]:
     return d.lease
 
 
-@pytest.mark.parametrize("how", ["SIGKILL", "SIGTERM"])
-def test_sim_standby_takes_over_from_the_real_daemon(
-    how: str, modeld_none: BuildResult, sim_bins: dict[str, Path], lab: Any, connector: Any
-) -> None:
-    real = lab(modeld_none.binary).start()
-    standby = lab(sim_bins["standby"]).spawn()
+def _logged(d: RealDaemon, text: str, within: float = 30.0) -> None:
+    """Until ``text`` is in the daemon's log; fails at once if the daemon exits first."""
+    deadline = time.monotonic() + within
+    while text not in d.log():
+        if not d.alive():
+            raise AssertionError(
+                f"{d.binary.name} exited ({d.proc and d.proc.returncode}) before logging "
+                f"{text!r}:\n{d.log_tail()}"
+            )
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{d.binary.name} did not log {text!r} within {within} s:\n{d.log_tail()}")
+        time.sleep(0.02)  # polling the log file the process writes, bounded by the deadline
+
+
+def _standby_takeover(how: str, real_bin: Path, standby_bin: Path, lab: Any, connector: Any) -> None:
+    real = lab(real_bin).start()
+    standby = lab(standby_bin).spawn()
     assert _owner_seen(connector, real.instance_id)["backend"] == "none"
-    time.sleep(0.5)  # the standby is waiting, not exiting
-    assert standby.alive() and "modeld follower: reason=lease_held" in standby.log()
+    # the standby found the lease held and stays to wait for it (a plain follower would exit 0 here)
+    _logged(standby, "modeld follower: reason=lease_held")
+    assert standby.alive(), standby.log_tail()
     real.send_signal(getattr(signal, how))
     assert real.wait() == (0 if how == "SIGTERM" else -9)
     lease = _wait_owner(standby)
@@ -105,6 +137,30 @@ def test_sim_standby_takes_over_from_the_real_daemon(
     st = _owner_seen(connector, standby.instance_id)
     assert st == {"owner_instance_id": standby.instance_id, "backend": "none", "state": "Empty"}
     assert standby.stop() == 0 and read_lease(standby.data_root) is None
+
+
+@pytest.mark.parametrize("how", ["SIGKILL", "SIGTERM"])
+def test_sim_standby_takes_over_from_the_real_daemon(
+    how: str, modeld_none: BuildResult, sim_bins: dict[str, Path], lab: Any, connector: Any
+) -> None:
+    _standby_takeover(how, modeld_none.binary, sim_bins["standby"], lab, connector)
+
+
+@pytest.mark.slow
+def test_standby_takeover_twenty_times_in_a_row_under_load(
+    modeld_none: BuildResult, sim_bins: dict[str, Path], tmp_path: Path
+) -> None:
+    """The takeover above, 20 runs (SIGKILL and SIGTERM in turn) while two busy loops hold both cores."""
+    with busy_load(2):
+        for run in range(20):
+            how = ("SIGKILL", "SIGTERM")[run % 2]
+            folder = tmp_path / f"run{run:02d}"
+            folder.mkdir()
+            with _lab(folder) as lab, _connector(folder, modeld_none.binary) as conn:
+                try:
+                    _standby_takeover(how, modeld_none.binary, sim_bins["standby"], lab, conn)
+                except AssertionError as exc:
+                    raise AssertionError(f"run {run + 1} of 20 ({how}) failed: {exc}") from exc
 
 
 def test_real_daemon_is_a_follower_of_the_simulator(

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from modeld_contract.real.build import GOMOD_DIR, RUNTIME_VERSION, BuildError, BuildResult, build, cache_root
+from modeld_contract.strict import unavailable
 
 
 def test_build_error_names_the_step_the_log_tail_and_the_retry() -> None:
@@ -45,7 +46,7 @@ def test_missing_cmake_for_llama_is_a_build_error(tmp_path: Path) -> None:
         subprocess.run(["sh", "-c", "command -v go || true"], capture_output=True, text=True).stdout.strip()
     )
     if not go.name:
-        pytest.skip("no Go toolchain on PATH")
+        unavailable("no Go toolchain on PATH (this test builds with it)")
     bindir = tmp_path / "bin"
     bindir.mkdir()
     (bindir / "go").symlink_to(go)
