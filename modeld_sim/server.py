@@ -465,7 +465,7 @@ class ComputeServer:
                     chunk = codec.decode(pb.PushModelChunk, raw, stream=True)
                 except codec.GoJSONError:
                     return
-                self.wire.frame(entry, len(chunk.data))
+                self.wire.frame(entry, chunk.data)
                 if chunk.data:
                     yield chunk.data
 

@@ -19,10 +19,11 @@ Thread-safe: the server appends on its event loop, a test reads from its own thr
 from __future__ import annotations
 
 import collections
+import hashlib
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 from google.protobuf.message import Message
 
@@ -44,7 +45,8 @@ class WireCall:
 
     ``request``: the decoded request (for PushModel its first frame, without data bytes), a copy made
     before any handler touched it; None when the body could not be decoded. ``data_bytes``: PushModel
-    only, the data bytes of each frame in order. ``responses``: every message sent (one for a unary
+    only, the number of data bytes of each frame in order; :attr:`data_sha256` the digest of them all
+    (the data itself is not kept). ``responses``: every message sent (one for a unary
     call, each chunk of a Decode stream). ``code``/``message``: the status, None until the call ended
     (and when the stream was reset without one).
     """
@@ -59,10 +61,16 @@ class WireCall:
     code: int | None = None
     message: str = ""
     done: bool = False
+    _data_hash: Any = field(default_factory=hashlib.sha256, repr=False)
 
     @property
     def ok(self) -> bool:
         return self.done and self.code == 0
+
+    @property
+    def data_sha256(self) -> str:
+        """sha256 hex of the PushModel data received, every frame in order."""
+        return str(self._data_hash.hexdigest())
 
 
 class WireLog:
@@ -109,15 +117,16 @@ class WireLog:
 
     def begin(self, method: str, conn: int, fence: Sequence[str], request: Message | None) -> WireCall:
         req = None if request is None else _copy(request)
+        data = b""
         if req is not None and method == "PushModel":
             data = getattr(req, "data", b"")
             req.ClearField("data")
-            sizes = [len(data)]
-        else:
-            sizes = []
         with self._mu:
             self._seq += 1
-            entry = WireCall(self._seq, method, conn, tuple(fence), req, data_bytes=sizes)
+            entry = WireCall(self._seq, method, conn, tuple(fence), req)
+            if req is not None and method == "PushModel":
+                entry.data_bytes.append(len(data))
+                entry._data_hash.update(data)
             self._calls.append(entry)
             return entry
 
@@ -133,9 +142,11 @@ class WireLog:
         with self._mu:
             entry.responses.append(copy)
 
-    def frame(self, entry: WireCall, data_bytes: int) -> None:
+    def frame(self, entry: WireCall, data: bytes) -> None:
+        """A later PushModel frame's data (counted and hashed, not kept)."""
         with self._mu:
-            entry.data_bytes.append(data_bytes)
+            entry.data_bytes.append(len(data))
+            entry._data_hash.update(data)
 
     def end(self, entry: WireCall, code: int | None, message: str) -> None:
         with self._mu:

@@ -3,6 +3,7 @@ the status) and the answers a test scripts for the next calls."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -141,6 +142,7 @@ async def test_push_frames_are_counted_without_keeping_the_data(tmp_path: Path) 
         assert isinstance(first, pb.PushModelChunk) and first.data == b""
         assert (first.manifest.name, first.manifest.type) == ("pushed", "llama")
         assert sum(push.data_bytes) == res.bytes_written and push.ok
+        assert push.data_sha256 == hashlib.sha256(Path(data).read_bytes()).hexdigest()
     finally:
         await conn.aclose()
         await sim.stop()
