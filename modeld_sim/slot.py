@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Final, TypeVar
 
+from modeld_sim.blobs import read_blob, write_blob
 from modeld_sim.engines.base import (
     NO_BACKEND_TEXT,
     Chunk,
@@ -31,6 +32,7 @@ from modeld_sim.engines.base import (
     EngineSession,
     LoadedModel,
     PlainError,
+    check_model_path,
     go_quote,
 )
 from modeld_sim.store import ModelStore
@@ -243,11 +245,18 @@ class Slot:
         except TimeoutError:
             raise werr.DeadlineExceeded() from None
 
-    def _identity(self, req: pb.LoadModelReq | pb.OpenSessionReq | pb.EmbedReq) -> _Identity:
+    async def _identity(self, req: pb.LoadModelReq | pb.OpenSessionReq | pb.EmbedReq) -> _Identity:
         """Body-owner fence, then model resolution (both before the lock, as slot/service.go does);
-        Embed carries no adapters, so its identity has none."""
+        Embed carries no adapters, so its identity has none. Resolving a name reads the models
+        directory (and the whole model for a digest): that happens on a worker thread; a verbatim path
+        needs no file access here."""
         self._check_fence(req.owner_instance_id)
-        resolved = self.store.resolve_path(req.path, req.model_name, req.type, req.digest)
+        if req.path:
+            resolved = req.path
+        else:
+            resolved = await asyncio.to_thread(
+                self.store.resolve_path, req.path, req.model_name, req.type, req.digest
+            )
         adapters = tuple(req.adapters) if not isinstance(req, pb.EmbedReq) else ()
         return _Identity(req.model_name, req.type, req.digest, resolved, _copy_config(req.config), adapters)
 
@@ -260,12 +269,16 @@ class Slot:
         if self.engine is None:
             raise PlainError(NO_BACKEND_TEXT)
         self._check_type(ident.type)
+        # A FIFO or device would block the engine's read of it: refused first, off the loop.
+        await asyncio.to_thread(check_model_path, self.backend, ident.path)
         return await self.engine.load(ident.path, ident.config, ident.adapters)
 
     def _backend_describe(self, ident: _Identity, reclaimable: int) -> pb.DescribeResp:
+        """The engine's capacity answer. Reads the model: run it on a worker thread."""
         if self.engine is None:
             raise PlainError(NO_BACKEND_TEXT)
         self._check_type(ident.type)
+        check_model_path(self.backend, ident.path)
         return self.engine.describe(ident.path, ident.config, reclaimable)
 
     def _describe_for_open(self, ident: _Identity) -> pb.DescribeResp | None:
@@ -298,7 +311,7 @@ class Slot:
     async def _open_model(
         self, ident: _Identity, deadline: float | None
     ) -> tuple[LoadedModel, pb.DescribeResp | None]:
-        open_info = self._describe_for_open(ident)
+        open_info = await asyncio.to_thread(self._describe_for_open, ident)
         try:
             model = await self._with_deadline(self._backend_open(ident), deadline)
         except asyncio.CancelledError:
@@ -347,7 +360,7 @@ class Slot:
     async def load_model(self, req: pb.LoadModelReq, *, deadline: float | None = None) -> pb.ActiveModel:
         """slot.LoadModel. The gRPC layer substitutes an empty body owner before calling."""
         self._ctx_err(deadline)
-        ident = self._identity(req)
+        ident = await self._identity(req)
         await self._lock(deadline)
         try:
             self._ctx_err(deadline)
@@ -416,7 +429,7 @@ class Slot:
         """slot.OpenSession: the returned session is bound to ``.generation``; the server mints
         ``<instanceID>/<generation>/<seq>`` from it."""
         self._ctx_err(deadline)
-        ident = self._identity(req)
+        ident = await self._identity(req)
         await self._lock(deadline)
         try:
             self._ctx_err(deadline)
@@ -446,9 +459,9 @@ class Slot:
             self._unlock()
 
     async def describe(self, req: pb.OpenSessionReq, *, deadline: float | None = None) -> pb.DescribeResp:
-        """slot.Describe: no lock, side-effect free."""
+        """slot.Describe: no lock, side-effect free; the engine is asked on a worker thread."""
         self._ctx_err(deadline)
-        ident = self._identity(req)
+        ident = await self._identity(req)
         reclaimable = 0
         act = self._active
         if act is not None:
@@ -459,12 +472,12 @@ class Slot:
                     return out
             elif act.open_info is not None:
                 reclaimable = int(act.open_info.required_bytes)
-        return self._backend_describe(ident, reclaimable)
+        return await asyncio.to_thread(self._backend_describe, ident, reclaimable)
 
     async def embed(self, req: pb.EmbedReq, *, deadline: float | None = None) -> pb.EmbedResp:
         """slot.Embed: takes the lock; evicts an idle implicit model first."""
         self._ctx_err(deadline)
-        ident = self._identity(req)
+        ident = await self._identity(req)
         await self._lock(deadline)
         try:
             self._ctx_err(deadline)
@@ -484,6 +497,7 @@ class Slot:
                 if self.engine is None:
                     raise PlainError(NO_BACKEND_TEXT)
                 self._check_type(ident.type)
+                await asyncio.to_thread(check_model_path, self.backend, ident.path)
                 vec = await self._with_deadline(
                     self.engine.embed(ident.path, ident.config, req.text), deadline
                 )
@@ -737,35 +751,21 @@ class SlotSession:
         d = self._slot.blob_dir()
         if res.state and d:
             state_id = hashlib.sha256(res.state).hexdigest()
-            try:
-                os.makedirs(d, mode=0o700, exist_ok=True)
-                path = os.path.join(d, state_id + ".bin")
-                tmp = path + ".tmp"
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-                with os.fdopen(fd, "wb") as f:
-                    f.write(res.state)
-                os.replace(tmp, path)
+            # Go logs a failed write and returns the snapshot without state_id
+            if await asyncio.to_thread(write_blob, d, state_id, res.state):
                 out.state_id = state_id
-            except OSError:
-                pass  # Go logs and returns the snapshot without state_id
         return out
 
     async def restore(self, snapshot: pb.SessionSnapshot, *, deadline: float | None = None) -> None:
-        """slotSession.Restore: a ``state_id`` loads its blob first (before the lock); a missing blob is
-        ``snapshot blob not found: open <path>: no such file or directory`` (internal)."""
+        """slotSession.Restore: a ``state_id`` loads its blob first (before the lock, on a worker thread);
+        a missing blob is ``snapshot blob not found: open <path>: no such file or directory``
+        (internal), a ``state_id`` leading outside the blob directory is refused
+        (:mod:`modeld_sim.blobs`)."""
         self._check_open()
         state = b""
         d = self._slot.blob_dir()
         if snapshot.state_id and d:
-            path = os.path.normpath(os.path.join(d, snapshot.state_id + ".bin"))
-            try:
-                with open(path, "rb") as f:
-                    state = f.read()
-            except OSError as e:
-                msg = os.strerror(e.errno) if e.errno else str(e)
-                raise PlainError(
-                    f"snapshot blob not found: open {path}: {msg[:1].lower() + msg[1:]}"
-                ) from None
+            state = await asyncio.to_thread(read_blob, d, snapshot.state_id)
         await self._slot._with_session(
             self.generation, BusyOp.RESTORE, lambda s: s.restore(snapshot, state), deadline
         )

@@ -18,6 +18,8 @@ compatibility) and the hash helpers, which defer to ``modeldconn.wire.codec`` wh
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
@@ -35,9 +37,11 @@ __all__ = [
     "ModelFacts",
     "PlainError",
     "SnapshotResult",
+    "check_model_path",
     "compatible_runtime",
     "go_quote",
     "hash_string",
+    "inspect_failure",
     "manifest_digest",
     "manifest_is_zero",
     "token_hash",
@@ -88,6 +92,38 @@ def go_quote(s: str) -> str:
             out.append(ch)
     out.append('"')
     return "".join(out)
+
+
+# ----------------------------------------------------------------------------------- model paths
+
+
+def inspect_failure(backend: str, path: str) -> PlainError:
+    """A backend's answer to a model path it cannot read as a model (header inspection failed):
+    llama ``llama model KV profile: llamacppshim: inspect GGUF metadata "<path>"`` (recorded); openvino
+    ``openvino model KV profile: openvinoshim: inspect model "<path>"`` (modeld/openvino/service.go's
+    wrapping; the native text is ours)."""
+    if backend == "openvino":
+        return PlainError(f"openvino model KV profile: openvinoshim: inspect model {go_quote(path)}")
+    return PlainError(f"llama model KV profile: llamacppshim: inspect GGUF metadata {go_quote(path)}")
+
+
+def check_model_path(backend: str, path: str) -> None:
+    """Refuse, with :func:`inspect_failure`, a model path whose reading could block: a llama model
+    that is not a regular file (a FIFO, a device), a path with a NUL byte, an openvino directory whose
+    ``modeld_sim.json`` is not a regular file. A missing path passes: the engine answers it without
+    blocking. Blocking itself (``stat``): call it on a worker thread, before an engine opens ``path``."""
+    if "\0" in path:
+        raise inspect_failure(backend, path)
+    try:
+        st = os.stat(path)
+        if backend == "openvino":
+            if not stat.S_ISDIR(st.st_mode):
+                return
+            st = os.stat(os.path.join(path, "modeld_sim.json"))
+    except OSError:
+        return
+    if not stat.S_ISREG(st.st_mode):
+        raise inspect_failure(backend, path)
 
 
 # ----------------------------------------------------------------------------------- hashing
@@ -264,7 +300,9 @@ class Engine(Protocol):
     backend: str
 
     def inspect(self, path: str) -> ModelFacts:
-        """Header-only facts; raises :class:`PlainError` with the backend's exact text."""
+        """Header-only facts; raises :class:`PlainError` with the backend's exact text. Reads the model
+        file: the slot calls it (and :meth:`describe`) on a worker thread, after
+        :func:`check_model_path`, so it must not touch event-loop state."""
         ...
 
     def describe(self, path: str, config: pb.Config, reclaimable_bytes: int = 0) -> pb.DescribeResp: ...
