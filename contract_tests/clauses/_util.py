@@ -227,6 +227,38 @@ def assert_deadline_held(
     assert took <= hi, f"{what}: took {took:.3f} s for a {t} s deadline (bound {hi:.3f} s)"
 
 
+#: How often a call that ended late is measured again before the clause fails.
+LATE_TRIES = 3
+
+
+def hold_deadline(what: str, call: Callable[[], Any], t: float, kinds: tuple[str, ...]) -> None:
+    """Make ``call`` (given the deadline ``t``; it may raise the typed error or return a Decode result
+    carrying it) against a daemon that never answers, and :func:`assert_deadline_held`.
+
+    Only lateness is measured again (at most :data:`LATE_TRIES` tries, one in time suffices): a loaded
+    machine can delay the harness's own clock reading, never make a call end early, so a connector
+    that gives up before the caller's deadline, answers, or has no deadline fails at once, and one that
+    is late every time fails too."""
+    hi = deadline_bounds(t)[1]
+    late: list[float] = []
+    for _ in range(LATE_TRIES):
+        err, out, took = timed(call)
+        if err is None:
+            err = getattr(out, "error", None)
+        if (
+            err is not None
+            and err.kind != HARNESS_TIMEOUT
+            and took > hi
+            and any(err.matches(k) for k in kinds)
+        ):
+            late.append(took)
+            continue
+        assert_deadline_held(what, err, took, t, kinds)
+        return
+    tries = ", ".join(f"{x:.3f} s" for x in late)
+    raise AssertionError(f"{what}: late on every try ({tries}) for a {t} s deadline (bound {hi:.3f} s)")
+
+
 # --- a listener that accepts and never answers --------------------------------------------------------
 
 

@@ -2,11 +2,12 @@
 
 A call given ``timeout=T`` against a daemon that never answers ends with a typed error within
 [T, T + 20 % + 50 ms] (``_util.deadline_bounds``): not before the caller's deadline (a connector may
-not substitute a shorter one of its own) and not much after it (nor a longer one). Every method kind
-is held to it: lease-resolved unary calls (their probe and the call itself), the server stream
-(Decode), the client stream (PushModel, where the connector offers it) and the session calls that take
-the caller's context (EnsurePrefix, PrefillSuffix, Snapshot, Restore; Go's ``ExplainContext`` and
-``Close`` take none, so no deadline is required of them).
+not substitute a shorter one of its own) and not much after it (nor a longer one). A late answer is
+measured again (at most three tries: a loaded machine delays the harness too); an early one fails at
+once. Every method kind is held to it: lease-resolved unary calls (their probe and the call itself),
+the server stream (Decode), the client stream (PushModel, where the connector offers it) and the
+session calls that take the caller's context (EnsurePrefix, PrefillSuffix, Snapshot, Restore; Go's
+``ExplainContext`` and ``Close`` take none, so no deadline is required of them).
 
 "Never answers" is made three ways: a listener that accepts TCP and never speaks (the probe's Health
 hangs), a SIGSTOPped ``modeld-sim serve`` (nothing on the connection answers, not even a reset), and the
@@ -25,13 +26,12 @@ from typing import Any
 import pytest
 from modeld_contract.clauses._util import (
     DEADLINE_S,
-    assert_deadline_held,
     binary_env,
     counting_listener,
+    hold_deadline,
     lease_bytes,
     optional,
     prefix,
-    timed,
     write_lease,
 )
 from modeld_contract.targets import SubprocessSimTarget
@@ -90,8 +90,9 @@ def test_C_DEADLINE_01_wedged_daemon(modeld_connector: Any, wedged: SubprocessSi
     modeld_connector.configure(wedged.data_root)
     assert modeld_connector.available() is True
     assert modeld_connector.backend() == "llama"
-    err, _, took = timed(lambda: modeld_connector.status(timeout=T))
-    assert_deadline_held("status on a wedged daemon", err, took, T, NO_OWNER_IN_TIME)
+    hold_deadline(
+        "status on a wedged daemon", lambda: modeld_connector.status(timeout=T), T, NO_OWNER_IN_TIME
+    )
 
 
 @clause("C-DEADLINE-02", source="lease-and-discovery.md §7.3 (health timeout → unreachable)")
@@ -105,8 +106,9 @@ def test_C_DEADLINE_02_silent_port(modeld_connector: Any, tmp_path: Any, method:
     with counting_listener() as silent:
         write_lease(root, lease_bytes(endpoint=silent.endpoint))
         modeld_connector.configure(root, binary_env(root, True))
-        err, _, took = timed(lambda: call(modeld_connector, model, T))
-    assert_deadline_held(f"{method} against a silent port", err, took, T, NO_OWNER_IN_TIME)
+        hold_deadline(
+            f"{method} against a silent port", lambda: call(modeld_connector, model, T), T, NO_OWNER_IN_TIME
+        )
 
 
 @clause(
@@ -119,10 +121,9 @@ def test_C_DEADLINE_03_hanging_unary_call(modeld_scripted: Any, method: str) -> 
     with deadline_exceeded at the caller's deadline, within [T, T + 20 % + 50 ms]."""
     env = modeld_scripted
     wire, call = LEASE_RESOLVED[method]
-    env.target.faults.add(method=wire, action="hang", first=1)
-    err, _, took = timed(lambda: call(env.conn, env.model, T))
+    env.target.faults.add(method=wire, action="hang")
+    hold_deadline(f"{method} ({wire} hangs)", lambda: call(env.conn, env.model, T), T, ("deadline_exceeded",))
     env.target.faults.clear()
-    assert_deadline_held(f"{method} ({wire} hangs)", err, took, T, ("deadline_exceeded",))
 
 
 @clause("C-DEADLINE-04", source="session-semantics.md §4.4; wire.md §8.1")
@@ -133,12 +134,17 @@ def test_C_DEADLINE_04_hanging_decode(modeld_scripted: Any) -> None:
     env = modeld_scripted
     sid = env.conn.open_session(env.model, CFG)
     env.conn.ensure_prefix(sid, prefix("hello"))
-    env.target.faults.add(method="Decode", action="hang", first=1)
-    _, res, took = timed(lambda: env.conn.decode(sid, {"MaxTokens": 3}, timeout=T))
+    env.target.faults.add(method="Decode", action="hang")
+    texts: list[str] = []
+
+    def decode() -> Any:
+        res = env.conn.decode(sid, {"MaxTokens": 3}, timeout=T)
+        texts.extend(str(c.get("text")) for c in res.chunks if c.get("text"))
+        return res
+
+    hold_deadline("decode (Decode hangs)", decode, T, ("deadline_exceeded",))
     env.target.faults.clear()
-    assert res is not None
-    assert not any(c.get("text") for c in res.chunks), res.chunks
-    assert_deadline_held("decode (Decode hangs)", res.error, took, T, ("deadline_exceeded",))
+    assert not texts, texts
 
 
 @clause("C-DEADLINE-05", source="session-semantics.md §2.1 (session calls take the caller's context)")
@@ -152,10 +158,9 @@ def test_C_DEADLINE_05_hanging_session_call(modeld_scripted: Any, method: str) -
     sid = env.conn.open_session(env.model, CFG)
     env.conn.ensure_prefix(sid, prefix("hello"))
     snap = env.conn.snapshot(sid)
-    env.target.faults.add(method=wire, action="hang", first=1)
-    err, _, took = timed(lambda: call(env.conn, sid, snap, T))
+    env.target.faults.add(method=wire, action="hang")
+    hold_deadline(f"{method} ({wire} hangs)", lambda: call(env.conn, sid, snap, T), T, ("deadline_exceeded",))
     env.target.faults.clear()
-    assert_deadline_held(f"{method} ({wire} hangs)", err, took, T, ("deadline_exceeded",))
 
 
 @clause("C-DEADLINE-06", source="wire.md §9.1; edge-cases.md:100-104 (PushModel); client stream")
@@ -165,10 +170,14 @@ def test_C_DEADLINE_06_hanging_push(modeld_scripted: Any) -> None:
     deadline, within [T, T + 20 % + 50 ms] (not applicable to a connector without push_model)."""
     env = modeld_scripted
     push = optional(env.conn, "push_model")
-    env.target.faults.add(method="PushModel", action="hang", first=1)
-    err, _, took = timed(lambda: push("pushed", "llama", PUSH_BODY, timeout=T))
+    env.target.faults.add(method="PushModel", action="hang")
+    hold_deadline(
+        "push_model (PushModel hangs)",
+        lambda: push("pushed", "llama", PUSH_BODY, timeout=T),
+        T,
+        ("deadline_exceeded",),
+    )
     env.target.faults.clear()
-    assert_deadline_held("push_model (PushModel hangs)", err, took, T, ("deadline_exceeded",))
 
 
 @clause("C-DEADLINE-07", source="real-daemon-observations.md (wedged daemon); session-semantics.md §2.1")
@@ -185,16 +194,14 @@ def test_C_DEADLINE_07_session_calls_on_a_wedged_daemon(
     snap = conn.snapshot(sid)
     subprocess_sim.wedge()
     bad: list[str] = []
-    for method in sorted(SESSION_CALLS):
-        err, _, took = timed(lambda method=method: SESSION_CALLS[method][1](conn, sid, snap, T))  # type: ignore[misc]
+    calls: dict[str, Any] = {
+        name: (lambda call=call: call(conn, sid, snap, T)) for name, (_, call) in SESSION_CALLS.items()
+    }
+    calls["decode"] = lambda: conn.decode(sid, {"MaxTokens": 2}, timeout=T)
+    for method in sorted(calls):
         try:
-            assert_deadline_held(f"{method} on a wedged daemon", err, took, T, ("deadline_exceeded",))
+            hold_deadline(f"{method} on a wedged daemon", calls[method], T, ("deadline_exceeded",))
         except AssertionError as exc:
             bad.append(str(exc))
-    _, res, took = timed(lambda: conn.decode(sid, {"MaxTokens": 2}, timeout=T))
-    try:
-        assert_deadline_held("decode on a wedged daemon", res.error, took, T, ("deadline_exceeded",))
-    except AssertionError as exc:
-        bad.append(str(exc))
     subprocess_sim.unwedge()
     assert not bad, "\n".join(bad)

@@ -74,9 +74,9 @@ def verdict(report: Mapping[str, Any] | None) -> tuple[str, list[str], str]:
     if report is None:
         return NO_VERDICT, [], "the run wrote no report"
     clauses = list(report.get("clauses") or [])
-    failed = [str(c.get("id")) for c in clauses if c.get("outcome") == "failed"]
+    failed = [c for c in clauses if c.get("outcome") == "failed"]
     if failed:
-        return KILLED, failed, ""
+        return KILLED, [str(c.get("id")) for c in failed], str(failed[0].get("reason", ""))
     errors = [c for c in clauses if c.get("outcome") == "error"]
     if errors:
         first = errors[0]
@@ -206,8 +206,8 @@ def run_mutants(
 
 
 def _print_result(m: MutantResult) -> None:
-    why = ", ".join(m.failed[:4]) + (" …" if len(m.failed) > 4 else "") if m.failed else m.detail
-    print(f"  {m.status:<24} {m.name:<40} {m.seconds:6.1f} s  {why}", flush=True)
+    why = f"{', '.join(m.failed)}: {m.detail}" if m.failed else m.detail
+    print(f"  {m.status:<24} {m.name:<40} {m.seconds:6.1f} s  {why[:160]}", flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
