@@ -10,10 +10,15 @@ whose result is ``{"error": null | {…}}``. One request at a time; stdout carri
 
 A driver that does not answer within the harness bound is killed and restarted on the next call;
 that call reports ``harness_timeout``.
+
+The optional operations (PushModel, the targeted API: :mod:`modeld_contract.connectors.extensions`)
+are offered when the driver's hello lists them in ``ops``; a driver whose hello has no ``ops`` offers
+the base operations only.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -26,7 +31,14 @@ import threading
 from collections.abc import Mapping
 from typing import IO, Any
 
-from modeld_contract.connectors.protocol import HARNESS_TIMEOUT, JSON, ConnectorError, DecodeResult
+from modeld_contract.connectors.extensions import PUSH_OPS, TARGET_OPS, NodeTarget
+from modeld_contract.connectors.protocol import (
+    HARNESS_TIMEOUT,
+    JSON,
+    ConnectorError,
+    DecodeResult,
+    OperationUnsupported,
+)
 
 __all__ = ["DRIVER_PROTOCOL", "DriverProcess", "SubprocessConnector"]
 
@@ -34,6 +46,7 @@ DRIVER_PROTOCOL = 1
 _DEFAULT_BOUND = 30.0
 _SLACK = 10.0
 _START_TIMEOUT = 60.0
+_OPTIONAL_OPS = frozenset((*PUSH_OPS, *TARGET_OPS))
 
 
 class DriverProcess:
@@ -63,6 +76,14 @@ class DriverProcess:
                 "error", f"driver {command!r} did not say hello: {self.hello!r}{self.stderr_tail()}"
             )
         self.name = str(self.hello.get("name") or command)
+        ops = self.hello.get("ops")
+        self.ops: frozenset[str] | None = frozenset(str(o) for o in ops) if isinstance(ops, list) else None
+
+    def supports(self, op: str) -> bool:
+        """The driver offers ``op``: listed in its hello, or a base op of a hello without ``ops``."""
+        if self.ops is None:
+            return op not in _OPTIONAL_OPS
+        return op in self.ops
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
@@ -252,6 +273,127 @@ class SubprocessConnector:
 
     def close_session(self, session: str, timeout: float | None = None) -> None:
         self._req("close_session", timeout, session=session)
+
+    # ---------------------------------------------------------------- optional operations
+
+    def supports(self, op: str) -> bool:
+        return self._driver().supports(op)
+
+    def _opt(self, op: str, timeout: float | None = None, **args: Any) -> Any:
+        if not self.supports(op):
+            raise OperationUnsupported(f"the driver does not offer {op!r}")
+        return self._req(op, timeout, **args)
+
+    @staticmethod
+    def _push_args(
+        name: str, type: str, data: bytes, digest: str | None, format: str, fail_after: int | None
+    ) -> dict[str, Any]:
+        args: dict[str, Any] = {
+            "name": name,
+            "type": type,
+            "data": base64.b64encode(bytes(data)).decode(),
+            "format": format,
+        }
+        if digest is not None:
+            args["digest"] = digest
+        if fail_after is not None:
+            args["fail_after"] = fail_after
+        return args
+
+    def push_model(
+        self,
+        name: str,
+        type: str,
+        data: bytes,
+        digest: str | None = None,
+        format: str = "file",
+        timeout: float | None = None,
+        *,
+        fail_after: int | None = None,
+    ) -> JSON:
+        args = self._push_args(name, type, data, digest, format, fail_after)
+        return dict(self._opt("push_model", timeout, **args))
+
+    def endpoint(self, target: NodeTarget, timeout: float | None = None) -> JSON:
+        return dict(self._opt("endpoint", timeout, target=target.to_json()))
+
+    def close_endpoint(self, target: NodeTarget) -> None:
+        self._opt("close_endpoint", None, target=target.to_json())
+
+    def target_status(self, target: NodeTarget, timeout: float | None = None) -> JSON:
+        return dict(self._opt("target_status", timeout, target=target.to_json()))
+
+    def target_describe(
+        self, target: NodeTarget, model: JSON, config: JSON, timeout: float | None = None
+    ) -> JSON:
+        return dict(
+            self._opt("target_describe", timeout, target=target.to_json(), model=model, config=config)
+        )
+
+    def target_open_session(
+        self, target: NodeTarget, model: JSON, config: JSON, timeout: float | None = None
+    ) -> str:
+        return str(
+            self._opt("target_open_session", timeout, target=target.to_json(), model=model, config=config)
+        )
+
+    def target_load_model(
+        self,
+        target: NodeTarget,
+        model: JSON,
+        config: JSON,
+        expected_generation: int = 0,
+        timeout: float | None = None,
+    ) -> JSON:
+        return dict(
+            self._opt(
+                "target_load_model",
+                timeout,
+                target=target.to_json(),
+                model=model,
+                config=config,
+                expected_generation=expected_generation,
+            )
+        )
+
+    def target_unload_model(
+        self, target: NodeTarget, expected_generation: int = 0, timeout: float | None = None
+    ) -> None:
+        self._opt(
+            "target_unload_model", timeout, target=target.to_json(), expected_generation=expected_generation
+        )
+
+    def target_embed(
+        self, target: NodeTarget, model: JSON, config: JSON, text: str, timeout: float | None = None
+    ) -> list[float]:
+        out = self._opt(
+            "target_embed", timeout, target=target.to_json(), model=model, config=config, text=text
+        )
+        return [float(x) for x in out]
+
+    def target_list_models(self, target: NodeTarget, timeout: float | None = None) -> list[JSON]:
+        return list(self._opt("target_list_models", timeout, target=target.to_json()) or [])
+
+    def target_remove_model(self, target: NodeTarget, name: str, timeout: float | None = None) -> None:
+        self._opt("target_remove_model", timeout, target=target.to_json(), name=name)
+
+    def target_disk_stats(self, target: NodeTarget, timeout: float | None = None) -> JSON:
+        return dict(self._opt("target_disk_stats", timeout, target=target.to_json()))
+
+    def target_push_model(
+        self,
+        target: NodeTarget,
+        name: str,
+        type: str,
+        data: bytes,
+        digest: str | None = None,
+        format: str = "file",
+        timeout: float | None = None,
+        *,
+        fail_after: int | None = None,
+    ) -> JSON:
+        args = self._push_args(name, type, data, digest, format, fail_after)
+        return dict(self._opt("target_push_model", timeout, target=target.to_json(), **args))
 
     def close(self) -> None:
         if self._proc is not None and self._proc.alive:

@@ -1,14 +1,34 @@
-"""The driver side of the driver protocol (docs/driver-protocol.md) around any Python Connector."""
+"""The driver side of the driver protocol (docs/driver-protocol.md) around any Python Connector.
+
+The optional operations (PushModel, the targeted API) are served when the connector offers them
+(``push_model`` of the base protocol, the extensions of
+:mod:`~modeld_contract.connectors.extensions`) and listed in the hello's ``ops``; any other op is
+answered ``unsupported_operation``."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import sys
 import traceback
 from collections.abc import Callable
 from typing import IO, Any
 
-from modeld_contract.connectors.protocol import Connector, ConnectorError, DecodeResult
+from modeld_contract.connectors.extensions import (
+    PUSH_OPS,
+    TARGET_OPS,
+    NodeTarget,
+    failing_push,
+    target_ops,
+)
+from modeld_contract.connectors.protocol import (
+    Connector,
+    ConnectorError,
+    DecodeResult,
+    OperationUnsupported,
+    optional_op,
+)
 
 __all__ = ["serve"]
 
@@ -36,6 +56,36 @@ _OPS = (
 )
 
 
+def _offered(connector: Connector) -> list[str]:
+    ops = [*_OPS, "decode", "reset", "shutdown"]
+    if optional_op(connector, "push_model") is not None:
+        ops += PUSH_OPS
+    if target_ops(connector) is not None:
+        ops += TARGET_OPS
+    return ops
+
+
+def _optional(connector: Connector, op: str, args: dict[str, Any]) -> Any:
+    """An optional op, with its protocol arguments turned into the extension's (target, bytes)."""
+    ext: Any
+    if op in PUSH_OPS:
+        # fail_after needs a connector whose push takes a failing source; plain pushes go to the
+        # connector's own push_model
+        ext = failing_push(connector) if "fail_after" in args else connector
+    else:
+        ext = target_ops(connector)
+    if ext is None or optional_op(ext, op) is None:
+        raise OperationUnsupported(f"the connector does not offer {op!r}")
+    if "target" in args:
+        args["target"] = NodeTarget.from_json(dict(args["target"] or {}))
+    if "data" in args:
+        try:
+            args["data"] = base64.b64decode(str(args["data"] or ""), validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise ConnectorError("error", f"data is not base64: {exc}") from None
+    return getattr(ext, op)(**args)
+
+
 def serve(
     make: Callable[[], Connector],
     name: str,
@@ -51,7 +101,7 @@ def serve(
         out.flush()
 
     connector = make()
-    send({"hello": "modeld-driver", "protocol": 1, "name": name})
+    send({"hello": "modeld-driver", "protocol": 1, "name": name, "ops": _offered(connector)})
     for line in inp:
         line = line.strip()
         if not line:
@@ -86,9 +136,12 @@ def serve(
                     }
                 )
                 continue
-            if op not in _OPS:
-                raise ConnectorError("error", f"unknown op {op!r}")
-            result = getattr(connector, op)(**args)
+            if op in PUSH_OPS or op in TARGET_OPS:
+                result = _optional(connector, op, args)
+            elif op in _OPS:
+                result = getattr(connector, op)(**args)
+            else:
+                raise OperationUnsupported(f"unknown op {op!r}")
             send({"id": rid, "ok": True, "result": result})
         except ConnectorError as err:
             send({"id": rid, "ok": False, "error": err.to_json()})

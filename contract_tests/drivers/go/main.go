@@ -139,7 +139,7 @@ func typed(err error) wireError {
 	}
 	var uo unsupportedOp
 	if errors.As(err, &uo) {
-		return wireError{Kind: "unsupported_op", Message: uo.Error(), Tokens: []string{}}
+		return wireError{Kind: "unsupported_operation", Message: uo.Error(), Tokens: []string{}}
 	}
 	for _, p := range probeErrors() {
 		if p.err != nil && errors.Is(err, p.err) {
@@ -189,9 +189,12 @@ type args struct {
 	Prefix             *transport.PrefixInput     `json:"prefix"`
 	Suffix             *transport.SuffixInput     `json:"suffix"`
 	Snapshot           *transport.SessionSnapshot `json:"snapshot"`
-	Manifest           *transport.PushManifest    `json:"manifest"`
+	Type               string                     `json:"type"`
+	Digest             *string                    `json:"digest"`
+	Format             string                     `json:"format"`
 	Data               []byte                     `json:"data"` // base64, as Go's encoding/json reads []byte
 	Target             *targetArg                 `json:"target"`
+	FailAfter          *int                       `json:"fail_after"`
 }
 
 type modelArg struct {

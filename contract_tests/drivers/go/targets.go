@@ -10,7 +10,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
+	"io"
 
 	"github.com/contenox/runtime/runtime/modelrepo/modeldconn"
 	"github.com/contenox/runtime/runtime/transport"
@@ -28,11 +32,42 @@ func (a *args) target() (modeldconn.ModeldTarget, error) {
 	return modeldconn.ModeldTarget{BackendID: a.Target.BackendID, Endpoint: a.Target.Addr}, nil
 }
 
+// manifest is the PushManifest a Go caller hands PushModel for these bytes:
+// the digest it was given, else the sha256 it computes of the content (the
+// connector sends the manifest as given; it computes nothing itself).
 func (a *args) manifest() transport.PushManifest {
-	if a.Manifest == nil {
-		return transport.PushManifest{}
+	digest := ""
+	if a.Digest != nil {
+		digest = *a.Digest
+	} else {
+		sum := sha256.Sum256(a.Data)
+		digest = hex.EncodeToString(sum[:])
 	}
-	return *a.Manifest
+	format := a.Format
+	if format == "" {
+		format = "file"
+	}
+	return transport.PushManifest{
+		Name: a.Name, Type: a.Type, Digest: digest, TotalBytes: int64(len(a.Data)),
+		Format: transport.PushFormat(format),
+	}
+}
+
+// errSourceFailed: the caller's model source breaking mid-push (`fail_after`).
+var errSourceFailed = errors.New("modeld-contract: the caller's model source failed")
+
+type failingReader struct{}
+
+func (failingReader) Read([]byte) (int, error) { return 0, errSourceFailed }
+
+// pushSource: the bytes to push, as the reader a Go caller hands PushModel;
+// with fail_after, the reader fails after that many bytes.
+func (a *args) pushSource() io.Reader {
+	if a.FailAfter == nil {
+		return bytes.NewReader(a.Data)
+	}
+	n := min(max(*a.FailAfter, 0), len(a.Data))
+	return io.MultiReader(bytes.NewReader(a.Data[:n]), failingReader{})
 }
 
 func pushAnswer(r transport.PushResult) map[string]any {
@@ -47,7 +82,7 @@ func healthAnswer(h modeldconn.EndpointHealth) map[string]any {
 func (d *driver) targetOps(id json.RawMessage, op string, ctx context.Context, a args) bool {
 	switch op {
 	case "push_model":
-		res, err := modeldconn.PushModelTarget(ctx, modeldconn.ModeldTarget{}, a.manifest(), bytes.NewReader(a.Data))
+		res, err := modeldconn.PushModelTarget(ctx, modeldconn.ModeldTarget{}, a.manifest(), a.pushSource())
 		d.result(id, pushAnswer(res), err)
 		return true
 	case "endpoint", "close_endpoint", "target_status", "target_describe", "target_open_session",
@@ -105,7 +140,7 @@ func (d *driver) targetOps(id json.RawMessage, op string, ctx context.Context, a
 		}
 		d.result(id, models, err)
 	case "target_push_model":
-		res, err := modeldconn.PushModelTarget(ctx, t, a.manifest(), bytes.NewReader(a.Data))
+		res, err := modeldconn.PushModelTarget(ctx, t, a.manifest(), a.pushSource())
 		d.result(id, pushAnswer(res), err)
 	default:
 		d.endpointClientOp(id, op, ctx, t, a)
