@@ -15,6 +15,7 @@ modeldconn endpoint.go, modeldconn.go *Target (v0.36.0)."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import time
@@ -25,7 +26,7 @@ from typing import Any
 
 import pytest
 from modeld_contract.applicability import not_applicable
-from modeld_contract.clauses._util import prefix, raises_kind
+from modeld_contract.clauses._util import binary_env, lease_bytes, prefix, raises_kind, supported, write_lease
 from modeld_contract.connectors.extensions import NodeTarget, TargetedConnector, target_ops
 from modeld_contract.connectors.protocol import HARNESS_TIMEOUT, PROBE_KINDS, SENTINEL_KINDS, ConnectorError
 from modeld_contract.targets import HealthStub, SimTarget, closed_port, silent_listener
@@ -213,15 +214,26 @@ def test_C_ENDPOINT_13_node_restart_is_redialed(modeld_scripted: Any, far: SimTa
 
 @clause("C-ENDPOINT-14", source=_SRC + " (health error → modeldconn: health probe <addr>: …)")
 def test_C_ENDPOINT_14_unreachable_node(modeld_connector: Any, tmp_path: Path) -> None:
-    """A node whose port is closed: endpoint and a targeted call fail with the connector's error, at
-    once, and nothing is cached."""
+    """A node whose port is closed: endpoint and every targeted call fail with the connector's error,
+    at once (nothing to wait for), and nothing is cached."""
     modeld_connector.configure(str(tmp_path / "no-lease-here"))
     ops = _ops(modeld_connector)
     target = NodeTarget(closed_port(), "gone")
-    for what, fn in (
-        ("endpoint", lambda: ops.endpoint(target, timeout=T)),
-        ("target_status", lambda: ops.target_status(target, timeout=T)),
-    ):
+    model = {"model_name": "tiny", "type": "llama"}
+    calls: dict[str, Callable[[], Any]] = {
+        "endpoint": lambda: ops.endpoint(target, timeout=T),
+        "target_status": lambda: ops.target_status(target, timeout=T),
+        "target_describe": lambda: ops.target_describe(target, model, CFG, timeout=T),
+        "target_open_session": lambda: ops.target_open_session(target, model, CFG, timeout=T),
+        "target_load_model": lambda: ops.target_load_model(target, model, CFG, timeout=T),
+        "target_unload_model": lambda: ops.target_unload_model(target, 0, timeout=T),
+        "target_embed": lambda: ops.target_embed(target, model, CFG, "x", timeout=T),
+        "target_list_models": lambda: ops.target_list_models(target, timeout=T),
+        "target_remove_model": lambda: ops.target_remove_model(target, "tiny", timeout=T),
+        "target_disk_stats": lambda: ops.target_disk_stats(target, timeout=T),
+        "target_push_model": lambda: ops.target_push_model(target, "p", "llama", _BODY, timeout=T),
+    }
+    for what, fn in calls.items():
         t0 = time.monotonic()
         err = raises_kind(fn)
         _not_a_verdict(err, f"{what} to a closed port")
@@ -304,3 +316,29 @@ def test_C_ENDPOINT_18_silent_node_within_the_deadline(modeld_connector: Any, tm
             took = time.monotonic() - t0
             assert err.kind != HARNESS_TIMEOUT and err.kind not in PROBE_KINDS, f"{what}: {err}"
             assert t <= took <= t * 1.2 + 0.05, f"{what}: ended after {took:.3f} s for a {t} s deadline"
+
+
+@clause(
+    "C-ENDPOINT-19",
+    source="lease-and-discovery.md §7.3 (no answer → unreachable); endpoint.go Endpoint (dial)",
+)
+def test_C_ENDPOINT_19_addresses_that_are_no_address(modeld_connector: Any, tmp_path: Path) -> None:
+    """An endpoint that is not a dialable address (a bad port, a broken escape, no closing bracket):
+    named by a fresh lease, the probe and a lease-resolved call say unreachable; reached by address,
+    the connector's error. Each at once, never a success and never a hang."""
+    root = str(tmp_path / "root")
+    ops = target_ops(modeld_connector)
+    for addr in ("127.0.0.1:%zz", "127.0.0.1:99999", "[::1"):
+        write_lease(root, lease_bytes(endpoint=addr))
+        modeld_connector.configure(root, binary_env(root, True))
+        t0 = time.monotonic()
+        err = raises_kind(lambda: modeld_connector.status(timeout=T))
+        assert err.kind == "unreachable", f"lease endpoint {addr!r}: status must be unreachable, got {err}"
+        probe = supported(lambda: modeld_connector.probe(timeout=T), "probe")
+        assert probe["state"] == "unreachable", f"lease endpoint {addr!r}: probe {probe}"
+        if ops is not None:
+            node = NodeTarget(addr, "odd")
+            _not_a_verdict(
+                raises_kind(functools.partial(ops.endpoint, node, timeout=T)), f"endpoint({addr!r})"
+            )
+        assert time.monotonic() - t0 < T, f"{addr!r}: nothing here needs the deadline"

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 from modeld_contract.applicability import not_applicable
-from modeld_contract.clauses._util import optional, raises_kind
+from modeld_contract.clauses._util import binary_env, optional, raises_kind
 from modeld_contract.connectors.extensions import failing_push
 from modeld_contract.connectors.protocol import HARNESS_TIMEOUT, SENTINEL_KINDS
 
@@ -151,3 +151,17 @@ def test_C_PUSH_07_source_fails_part_way(modeld_scripted: Any) -> None:
     _absent(env, "pushed-broken")
     out = optional(env.conn, "push_model")("pushed-after", "llama", data, _sha(data), timeout=T)
     assert int(out.get("bytes_written", 0)) == len(data) and _stored(env, "pushed-after") == data
+
+
+@clause("C-PUSH-08", source=_SRC + "; lease-and-discovery.md §7 (the probe's typed errors)")
+def test_C_PUSH_08_no_daemon(modeld_connector: Any, modeld_data_root: str) -> None:
+    """A push with no daemon running fails with the probe's typed error: not-installed without a
+    binary, not-running with one and no lease."""
+    push = optional(modeld_connector, "push_model")
+    data = b"nobody will take these bytes"
+    for present, want in ((False, "not-installed"), (True, "not-running")):
+        modeld_connector.configure(modeld_data_root, binary_env(modeld_data_root, present))
+        err = raises_kind(lambda: push("pushed-nowhere", "llama", data, _sha(data), timeout=T))
+        assert err.kind == want, (
+            f"binary {'present' if present else 'absent'}, no lease: want {want}, got {err}"
+        )
