@@ -17,9 +17,13 @@ unknown keys ignored, ``null`` leaves the zero value (top-level ``null`` is a ze
 ``ttl``/``pid`` must be integer literals within int64, trailing data is an error, invalid UTF-8
 becomes U+FFFD, nesting deeper than 10000 is an error.
 
-Deliberate difference from Go: a lease file larger than :data:`MAX_LEASE_BYTES` (1 MiB) is not
+Deliberate differences from Go: a lease file larger than :data:`MAX_LEASE_BYTES` (1 MiB) is not
 read in full; it is reported as corrupt.  A real record is a few hundred bytes, so this only
-bounds the memory a hostile or broken file can cost.
+bounds the memory a hostile or broken file can cost.  A stale acquisition lock is reclaimed by one
+contender at a time and moved aside by an atomic rename before it is removed, where Go stats it and
+removes whatever is at the path (two owners at once: docs/conformance/liblease-herd.md); the lock
+itself stays Go's empty directory.  The new owner removes temp files and moved-aside locks that
+killed processes left behind.
 
 Only plain ``os``/``open``/``time`` calls are used (mkdir, link, rename, unlink, stat), so the
 module runs unchanged on a real filesystem and under pyfakefs; no threads are needed.
@@ -31,7 +35,9 @@ import contextlib
 import errno
 import json
 import os
+import re
 import socket
+import stat
 import sys
 import threading
 import time
@@ -74,6 +80,10 @@ LOCK_STALE_AFTER_NS = 5 * gotime.NS_PER_S
 LOCK_STALE_FLOOR_NS = 100_000_000
 LOCK_MAX_WAIT_S = 30.0
 LOCK_POLL_S = 0.001
+RECLAIM_SUFFIX = ".reclaim"
+GRAVE_INFIX = ".stale-"
+RECLAIM_STALE_FLOOR_NS = gotime.NS_PER_S
+_TEMP_NAME = re.compile(r"\.lease-[0-9]+\.tmp")
 _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
 
 Clock = Callable[[], int]
@@ -769,6 +779,7 @@ def _acquire_lock(path: str, ttl_ns: int, timeout: float | None) -> str:
 
     Staleness compares the lock's mtime with the real wall clock (mtimes are real, so the
     injectable record clock is not used here).  Returns the lock path; raises _LockTimeout.
+    Reclaiming differs from Go (docs/conformance/liblease-herd.md): see :func:`_reclaim_stale_lock`.
     """
     lock = path + ".acquire.lock"
     if timeout is not None and timeout <= 0:
@@ -785,13 +796,106 @@ def _acquire_lock(path: str, ttl_ns: int, timeout: float | None) -> str:
             st = os.stat(lock)
         except FileNotFoundError:
             continue
-        if time.time_ns() - st.st_mtime_ns > stale:
-            with contextlib.suppress(OSError):
-                _go_remove(lock)
+        if time.time_ns() - st.st_mtime_ns > stale and _reclaim_stale_lock(lock, st, stale):
             continue
         if time.monotonic() >= deadline:
             raise _LockTimeout("context deadline exceeded")
         time.sleep(LOCK_POLL_S)
+
+
+def _identity(st: os.stat_result) -> tuple[int, int, int]:
+    # An inode number can come back at once for a new directory, but not with the stale one's mtime;
+    # ctime is left out because the rename itself changes it.
+    return (st.st_dev, st.st_ino, st.st_mtime_ns)
+
+
+def _reclaim_stale_lock(lock: str, judged: os.stat_result, stale_ns: int) -> bool:
+    """Remove the acquisition lock judged stale — that directory and never a fresh one.
+
+    Go's liblease stats the lock and then removes whatever is at the path; a second contender that
+    judged the same stale lock can so remove the first one's fresh lock, and both then own the lease.
+    Here reclaimers take turns through ``<lock>.reclaim`` (an mkdir lock of its own), look at the
+    lock again inside it, and move exactly the directory they judged aside by an atomic rename before
+    removing it. Returns ``False`` when another reclaim is in progress (the caller polls again)."""
+    mutex = lock + RECLAIM_SUFFIX
+    try:
+        os.mkdir(mutex, 0o700)
+    except FileExistsError:
+        # a reclaim takes a few system calls: one that lasts longer than this was abandoned
+        _retire_if_stale(mutex, max(stale_ns, RECLAIM_STALE_FLOOR_NS))
+        return False
+    except OSError:
+        return False
+    try:
+        mine = os.stat(mutex)
+    except OSError:
+        return True
+    try:
+        try:
+            cur = os.stat(lock)
+        except OSError:
+            return True
+        if _identity(cur) == _identity(judged):
+            _retire(lock, cur)
+        return True
+    finally:
+        with contextlib.suppress(OSError):
+            if _identity(os.stat(mutex)) == _identity(mine):
+                os.rmdir(mutex)
+
+
+def _retire_if_stale(directory: str, stale_ns: int) -> None:
+    with contextlib.suppress(OSError):
+        st = os.stat(directory)
+        if time.time_ns() - st.st_mtime_ns > stale_ns:
+            _retire(directory, st)
+
+
+def _retire(directory: str, expected: os.stat_result) -> None:
+    """Rename ``directory`` to a name of its own, then remove it if it is the one ``expected``.
+
+    If a process outside this protocol (Go's liblease) put a new directory there in between, that one
+    is renamed back while the name is still free."""
+    grave = f"{directory}{GRAVE_INFIX}{uuid.uuid4().hex}"
+    try:
+        os.rename(directory, grave)
+    except OSError:
+        return
+    try:
+        took = os.stat(grave)
+        if _identity(took) == _identity(expected):
+            os.rmdir(grave)
+        elif not os.path.lexists(directory):
+            os.rename(grave, directory)
+    except OSError:
+        pass
+
+
+def _sweep_leftovers(path: str, stale_ns: int) -> None:
+    """Remove what killed processes left next to the lease: ``.lease-*.tmp`` temp files (a renew or
+    takeover killed between writing and renaming) and renamed-aside stale locks, once they are older
+    than the lock's staleness window. Called while holding the acquisition lock, when every such
+    file is no one's work in progress any more."""
+    directory = os.path.dirname(path) or "."
+    lock_grave = os.path.basename(path) + ".acquire.lock" + GRAVE_INFIX
+    now = time.time_ns()
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return
+    for name in names:
+        is_temp = _TEMP_NAME.fullmatch(name) is not None
+        if not is_temp and not name.startswith(lock_grave):
+            continue
+        full = os.path.join(directory, name)
+        with contextlib.suppress(OSError):
+            st = os.lstat(full)
+            if now - st.st_mtime_ns <= stale_ns:
+                continue
+            if is_temp and stat.S_ISREG(st.st_mode):
+                os.unlink(full)
+            elif not is_temp and stat.S_ISDIR(st.st_mode):
+                os.rmdir(full)
 
 
 def _release_lock(lock: str) -> None:
@@ -974,6 +1078,7 @@ def acquire(
         )
         try:
             if _try_create(p, rec):
+                _sweep_leftovers(p, stale_after_ns(ttl_ns))
                 return LeaseHandle(p, rec, clock)
         except OSError as exc:
             raise LeaseIOError(f"liblease: acquire: {exc}", exc) from exc
@@ -993,6 +1098,7 @@ def acquire(
                 "liblease: lease is held by another instance: lost takeover race to instance "
                 f"{after.instance_id}"
             )
+        _sweep_leftovers(p, stale_after_ns(ttl_ns))
         return LeaseHandle(p, rec, clock)
     finally:
         _release_lock(lock)
