@@ -19,9 +19,9 @@ from typing import Any
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 from hypothesis import strategies as st
-from modeld_contract.oracles.wire import is_pointer
+from modeld_contract.oracles.wire import float32, is_pointer
 
-__all__ = ["F32", "F64", "I64", "TEXT", "U64", "json_of", "to_message"]
+__all__ = ["F32", "F64", "I64", "TEXT", "U64", "full_json", "json_of", "to_message", "zero_json"]
 
 _I64_MIN, _I64_MAX = -(2**63), 2**63 - 1
 #: int64 values: zero and small ones often, the extremes and anything between too.
@@ -126,3 +126,68 @@ def _fill(msg: Message, obj: Mapping[str, Any]) -> None:
 
 def _plain(fd: Any, v: Any) -> Any:
     return base64.b64decode(v) if fd.type == FieldDescriptor.TYPE_BYTES else v
+
+
+def _full_scalar(fd: Any, i: int) -> Any:
+    t = fd.type
+    if t == FieldDescriptor.TYPE_STRING:
+        return f"{fd.json_name}-é✓{i}"
+    if t == FieldDescriptor.TYPE_BOOL:
+        return True
+    if t == FieldDescriptor.TYPE_BYTES:
+        return base64.b64encode(bytes([0, 255, i % 256]) + b"kv").decode("ascii")
+    if t == FieldDescriptor.TYPE_FLOAT:
+        return float32(0.1 + i)  # an exact float32 that is not a short decimal
+    if t == FieldDescriptor.TYPE_DOUBLE:
+        return 0.7 + i  # no float32 holds it
+    if t == FieldDescriptor.TYPE_UINT64:
+        return 2**63 + 12345 + i  # beyond int64
+    if t == FieldDescriptor.TYPE_INT64:
+        return 2**40 + 12345 + i  # beyond int32
+    raise TypeError(f"no value for field {fd.full_name} (type {t})")
+
+
+def full_json(desc: Any, overrides: Mapping[str, Any] | None = None, *, _path: str = "") -> dict[str, Any]:
+    """One object with *every* field set to a distinctive non-zero value (two items per list, every
+    pointer set, text beyond ASCII, integers beyond 32 bits, a double no float32 holds): a connector
+    that loses or narrows any field cannot pass it. ``overrides``: a value per field path."""
+    over = dict(overrides or {})
+    out: dict[str, Any] = {}
+    for i, fd in enumerate(desc.fields, 1):
+        path = f"{_path}.{fd.json_name}" if _path else fd.json_name
+        if path in over:
+            out[fd.json_name] = over[path]
+            continue
+        if fd.type == FieldDescriptor.TYPE_MESSAGE:
+            sub = fd.message_type
+            one = full_json(sub, over, _path=path)
+            out[fd.json_name] = [one, full_json(sub, over, _path=path)] if fd.is_repeated else one
+        elif fd.is_repeated:
+            out[fd.json_name] = [_full_scalar(fd, i), _full_scalar(fd, i + 100)]
+        else:
+            out[fd.json_name] = _full_scalar(fd, i)
+    return out
+
+
+def zero_json(desc: Any, overrides: Mapping[str, Any] | None = None, *, _path: str = "") -> dict[str, Any]:
+    """One object with every field present at its zero value — pointers too, set to a zero (``0``,
+    ``false``, ``{}``), which is not nil: a connector that drops a zero pointer cannot pass it."""
+    over = dict(overrides or {})
+    out: dict[str, Any] = {}
+    for fd in desc.fields:
+        path = f"{_path}.{fd.json_name}" if _path else fd.json_name
+        if path in over:
+            out[fd.json_name] = over[path]
+        elif fd.is_repeated:
+            out[fd.json_name] = []
+        elif fd.type == FieldDescriptor.TYPE_MESSAGE:
+            out[fd.json_name] = zero_json(fd.message_type, over, _path=path)
+        else:
+            out[fd.json_name] = {
+                FieldDescriptor.TYPE_STRING: "",
+                FieldDescriptor.TYPE_BOOL: False,
+                FieldDescriptor.TYPE_BYTES: "",
+                FieldDescriptor.TYPE_FLOAT: 0.0,
+                FieldDescriptor.TYPE_DOUBLE: 0.0,
+            }.get(fd.type, 0)
+    return out

@@ -15,7 +15,7 @@ import json
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from modeld_contract.clauses._util import empty_slot, prefix
 from modeld_contract.connectors.protocol import ConnectorError
@@ -81,6 +81,9 @@ def test_C_ENGINE_01_decode_is_a_function_of_every_sampling_field(modeld: Any) -
 
     @suite_settings()
     @given(text=_PREFIX, seed=_SEED, n=_MAX, temperature=_TEMPERATURE, top_p=_TOP_P, top_k=_TOP_K)
+    @example(text="hello", seed=7, n=12, temperature=0.7, top_p=0.9, top_k=40)
+    @example(text="hello", seed=0, n=12, temperature=0.0, top_p=0.0, top_k=0)
+    @example(text="hello", seed=0, n=12, temperature=None, top_p=None, top_k=0)
     def check(
         text: str, seed: int, n: int, temperature: float | None, top_p: float | None, top_k: int
     ) -> None:
@@ -111,6 +114,8 @@ def test_C_ENGINE_02_reasoning_parser_sends_thinking(modeld: Any) -> None:
         first=st.booleans(),
         seed=st.one_of(st.none(), _SEED),
     )
+    @example(text="think", n=8, fmt="deepseek", extra=[], first=True, seed=None)
+    @example(text="think", n=8, fmt="none", extra=[oracle.TOOL_PARSER], first=False, seed=3)
     def check(text: str, n: int, fmt: str, extra: list[str], first: bool, seed: int | None) -> None:
         parsers = [oracle.REASONING_PARSER, *extra] if first else [*extra, oracle.REASONING_PARSER]
         cfg: dict[str, Any] = {"MaxTokens": n, "ParserProtocols": parsers, "ReasoningFormat": fmt}
@@ -148,6 +153,7 @@ def test_C_ENGINE_03_tool_parser_sends_a_tool_call(modeld: Any) -> None:
 
     @suite_settings()
     @given(text=_PREFIX, n=_MAX, tools=_TOOLS, blanks=st.integers(0, 2))
+    @example(text="call", n=5, tools='[{"type":"function","function":{"name":"get_weather"}}]', blanks=0)
     def check(text: str, n: int, tools: str, blanks: int) -> None:
         cfg = {"MaxTokens": n, "Temperature": 0, "ParserProtocols": [""] * blanks + [oracle.TOOL_PARSER]}
         _check_decode(modeld, sid, text, cfg, tools)
@@ -165,6 +171,7 @@ def test_C_ENGINE_04_embedding_is_the_exact_vector(modeld: Any) -> None:
 
     @suite_settings()
     @given(text=st.text(max_size=40))
+    @example(text="hello")
     def check(text: str) -> None:
         got = [float32(x) for x in modeld.conn.embed(modeld.model, CFG, text)]
         want = oracle.embedding(text)
@@ -190,6 +197,7 @@ def test_C_ENGINE_05_snapshot_restore_round_trip(modeld: Any) -> None:
         after=st.integers(1, 8),
         other=_PREFIX,
     )
+    @example(text="hello", suffix=" world", n=3, seed=7, after=4, other="other")
     def check(text: str, suffix: str, n: int, seed: int, after: int, other: str) -> None:
         st0 = modeld.conn.ensure_prefix(sid, prefix(text))
         assert st0["StableTokenHash"] == oracle.token_hash(oracle.tokens(text)), st0

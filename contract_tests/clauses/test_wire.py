@@ -20,17 +20,27 @@ Sources: wire.md (the message tables, Go JSON rules), session-semantics.md §2, 
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from modeld_contract.applicability import not_applicable
 from modeld_contract.clauses._util import empty_slot, prefix
-from modeld_contract.clauses._wire_values import F32, I64, TEXT, U64, json_of, to_message
+from modeld_contract.clauses._wire_values import (
+    F32,
+    I64,
+    TEXT,
+    U64,
+    full_json,
+    json_of,
+    to_message,
+    zero_json,
+)
 from modeld_contract.connectors.protocol import ConnectorError
-from modeld_contract.oracles.wire import differences, from_json, from_message
+from modeld_contract.oracles.wire import differences, float32, from_json, from_message
 from modeld_contract.profiles import suite_settings
 
 from modeldconn.wire._gen.contenox.transport.v1 import compute_pb2 as pb
@@ -128,6 +138,20 @@ def _model(env: Any, *, adapters: bool = True) -> st.SearchStrategy[dict[str, An
     return st.fixed_dictionaries(required, optional={"adapters": _adapters()} if adapters else {})
 
 
+def _full_model(env: Any, *, adapters: bool = True) -> dict[str, Any]:
+    """The target's model with a digest and (when the request has them) two adapters, every field set."""
+    spec = full_json(pb.AdapterSpec.DESCRIPTOR)
+    out = {**env.model, "digest": "d" * 64}
+    if adapters:
+        out["adapters"] = [spec, {**spec, "name": "second-é✓", "scale": float32(-2.5)}]
+    return out
+
+
+#: A reference with every field present and empty.
+_ZERO_MODEL: dict[str, Any] = {"model_name": "", "type": "", "digest": "", "path": "", "adapters": []}
+_FULL_CONFIG = full_json(pb.Config.DESCRIPTOR)
+_ZERO_CONFIG = zero_json(pb.Config.DESCRIPTOR)
+
 _REF_FIELDS = ("model_name", "type", "digest", "path", "adapters", "config")
 
 
@@ -149,6 +173,8 @@ def test_C_WIRE_01_open_session_carries_model_and_config(modeld_scripted: Any) -
 
     @suite_settings()
     @given(model=_model(env), config=_CONFIG)
+    @example(model=_full_model(env), config=_FULL_CONFIG)
+    @example(model=_ZERO_MODEL, config=_ZERO_CONFIG)
     def check(model: dict[str, Any], config: dict[str, Any]) -> None:
         mark = wire.mark()
         sid = _attempt(lambda: env.conn.open_session(model, config))
@@ -176,6 +202,8 @@ def test_C_WIRE_02_describe_carries_model_and_config(modeld_scripted: Any) -> No
 
     @suite_settings()
     @given(model=_model(env), config=_CONFIG)
+    @example(model=_full_model(env), config=_FULL_CONFIG)
+    @example(model=_ZERO_MODEL, config=_ZERO_CONFIG)
     def check(model: dict[str, Any], config: dict[str, Any]) -> None:
         mark = wire.mark()
         req = _one(wire, "Describe", mark, _attempt(lambda: env.conn.describe(model, config)))
@@ -194,6 +222,8 @@ def test_C_WIRE_03_load_model_carries_expected_generation(modeld_scripted: Any) 
 
     @suite_settings()
     @given(model=_model(env), config=_CONFIG, gen=U64)
+    @example(model=_full_model(env), config=_FULL_CONFIG, gen=2**64 - 1)
+    @example(model=_ZERO_MODEL, config=_ZERO_CONFIG, gen=0)
     def check(model: dict[str, Any], config: dict[str, Any], gen: int) -> None:
         mark = wire.mark()
         req = _one(wire, "LoadModel", mark, _attempt(lambda: env.conn.load_model(model, config, gen)))
@@ -212,6 +242,8 @@ def test_C_WIRE_04_embed_carries_model_config_and_text(modeld_scripted: Any) -> 
 
     @suite_settings()
     @given(model=_model(env, adapters=False), config=_CONFIG, text=st.text(max_size=40))
+    @example(model=_full_model(env, adapters=False), config=_FULL_CONFIG, text="é✓ \x00 text")
+    @example(model=_ZERO_MODEL, config=_ZERO_CONFIG, text="")
     def check(model: dict[str, Any], config: dict[str, Any], text: str) -> None:
         mark = wire.mark()
         req = _one(wire, "Embed", mark, _attempt(lambda: env.conn.embed(model, config, text)))
@@ -229,6 +261,8 @@ def test_C_WIRE_05_unload_carries_expected_generation(modeld_scripted: Any) -> N
 
     @suite_settings()
     @given(gen=U64)
+    @example(gen=0)
+    @example(gen=2**64 - 1)
     def check(gen: int) -> None:
         mark = wire.mark()
         req = _one(wire, "UnloadModel", mark, _attempt(lambda: env.conn.unload_model(gen)))
@@ -246,7 +280,9 @@ def test_C_WIRE_06_remove_model_carries_the_name(modeld_scripted: Any) -> None:
     keep = str(env.model["model_name"])
 
     @suite_settings()
-    @given(name=_PATHLIKE.filter(lambda n: n.strip("./") and n != keep))
+    # any name but ones that resolve to the target's own model directory (the store joins it verbatim)
+    @given(name=_PATHLIKE.filter(lambda n: n.strip("./") and os.path.normpath(n) != keep))
+    @example(name="é✓/no-such-model")
     def check(name: str) -> None:
         mark = wire.mark()
         req = _one(wire, "RemoveModel", mark, _attempt(lambda: env.conn.remove_model(name)))
@@ -272,6 +308,8 @@ def test_C_WIRE_07_ensure_prefix_carries_text_manifest_tools(modeld_scripted: An
 
     @suite_settings()
     @given(inp=_PREFIX)
+    @example(inp=full_json(pb.PrefixInput.DESCRIPTOR))
+    @example(inp=zero_json(pb.PrefixInput.DESCRIPTOR))
     def check(inp: dict[str, Any]) -> None:
         mark = wire.mark()
         req = _one(wire, "EnsurePrefix", mark, _attempt(lambda: env.conn.ensure_prefix(sid, inp)))
@@ -295,6 +333,8 @@ def test_C_WIRE_08_prefill_suffix_carries_text_manifest_thinking(modeld_scripted
 
     @suite_settings()
     @given(inp=_SUFFIX)
+    @example(inp=full_json(pb.SuffixInput.DESCRIPTOR))
+    @example(inp=zero_json(pb.SuffixInput.DESCRIPTOR))
     def check(inp: dict[str, Any]) -> None:
         _attempt(lambda: env.conn.ensure_prefix(sid, prefix("p")))
         mark = wire.mark()
@@ -318,6 +358,8 @@ def test_C_WIRE_09_decode_carries_every_decode_config_field(modeld_scripted: Any
 
     @suite_settings()
     @given(cfg=json_of(pb.DecodeConfig.DESCRIPTOR))
+    @example(cfg=full_json(pb.DecodeConfig.DESCRIPTOR))
+    @example(cfg=zero_json(pb.DecodeConfig.DESCRIPTOR))
     def check(cfg: dict[str, Any]) -> None:
         wire.clear_answers()
         wire.answer_next("Decode", [pb.WireChunk(text="x")])  # the engine never runs on odd values
@@ -347,6 +389,8 @@ def test_C_WIRE_10_restore_carries_the_snapshot(modeld_scripted: Any) -> None:
 
     @suite_settings()
     @given(snap=_SNAPSHOT)
+    @example(snap=full_json(pb.SessionSnapshot.DESCRIPTOR, {"state_id": "ab" * 32}))
+    @example(snap=zero_json(pb.SessionSnapshot.DESCRIPTOR))
     def check(snap: dict[str, Any]) -> None:
         sid, handle = _open(env, wire)  # a Restore may poison its session: one per example
         mark = wire.mark()
@@ -413,6 +457,8 @@ def test_C_WIRE_12_push_model_carries_manifest_and_bytes(modeld_scripted: Any) -
         fmt=st.sampled_from(["file", "tar"]),
         answer=json_of(pb.PushModelResp.DESCRIPTOR),
     )
+    @example(name="m", data=b"\x00\xffmodel", fmt="file", answer=full_json(pb.PushModelResp.DESCRIPTOR))
+    @example(name="empty", data=b"", fmt="file", answer=zero_json(pb.PushModelResp.DESCRIPTOR))
     def check(name: str, data: bytes, fmt: str, answer: dict[str, Any]) -> None:
         wire.clear_answers()
         wire.answer_next("PushModel", to_message(pb.PushModelResp, answer))
@@ -475,6 +521,8 @@ def test_C_WIRE_13_status_returns_every_field(modeld_scripted: Any) -> None:
 
     @suite_settings()
     @given(answer=_answers(pb.DaemonStatus))
+    @example(answer=full_json(pb.DaemonStatus.DESCRIPTOR))
+    @example(answer=zero_json(pb.DaemonStatus.DESCRIPTOR))
     def check(answer: dict[str, Any]) -> None:
         mark = _scripted(wire, "Status", pb.DaemonStatus, answer)
         got = env.conn.status()
@@ -494,6 +542,8 @@ def test_C_WIRE_14_describe_returns_every_fact(modeld_scripted: Any) -> None:
 
     @suite_settings()
     @given(answer=_answers(pb.DescribeResp))
+    @example(answer=full_json(pb.DescribeResp.DESCRIPTOR))
+    @example(answer=zero_json(pb.DescribeResp.DESCRIPTOR))
     def check(answer: dict[str, Any]) -> None:
         mark = _scripted(wire, "Describe", pb.DescribeResp, answer)
         got = env.conn.describe(env.model, CFG)
@@ -512,6 +562,8 @@ def test_C_WIRE_15_load_model_returns_the_active_model(modeld_scripted: Any) -> 
 
     @suite_settings()
     @given(answer=_answers(pb.ActiveModel))
+    @example(answer=full_json(pb.ActiveModel.DESCRIPTOR))
+    @example(answer=zero_json(pb.ActiveModel.DESCRIPTOR))
     def check(answer: dict[str, Any]) -> None:
         mark = _scripted(wire, "LoadModel", pb.ActiveModel, answer)
         got = env.conn.load_model(env.model, CFG)
@@ -531,6 +583,7 @@ def test_C_WIRE_16_embed_returns_the_exact_vector(modeld_scripted: Any) -> None:
 
     @suite_settings()
     @given(vector=st.lists(F32, max_size=16))
+    @example(vector=[float32(0.1), -0.0, float32(3.4e38), float32(1e-45), float32(-123.456)])
     def check(vector: list[float]) -> None:
         mark = _scripted(wire, "Embed", pb.EmbedResp, {"vector": vector})
         got = env.conn.embed(env.model, CFG, "x")
@@ -550,6 +603,8 @@ def test_C_WIRE_17_list_models_returns_every_model(modeld_scripted: Any) -> None
 
     @suite_settings()
     @given(answer=_answers(pb.ListModelsResp))
+    @example(answer=full_json(pb.ListModelsResp.DESCRIPTOR))
+    @example(answer=zero_json(pb.ListModelsResp.DESCRIPTOR))
     def check(answer: dict[str, Any]) -> None:
         mark = _scripted(wire, "ListModels", pb.ListModelsResp, answer)
         got = env.conn.list_models()
@@ -568,6 +623,8 @@ def test_C_WIRE_18_disk_stats_returns_every_count(modeld_scripted: Any) -> None:
 
     @suite_settings()
     @given(answer=_answers(pb.NodeDiskStats))
+    @example(answer=full_json(pb.NodeDiskStats.DESCRIPTOR))
+    @example(answer=zero_json(pb.NodeDiskStats.DESCRIPTOR))
     def check(answer: dict[str, Any]) -> None:
         mark = _scripted(wire, "DiskStats", pb.NodeDiskStats, answer)
         got = env.conn.disk_stats()
@@ -588,6 +645,8 @@ def test_C_WIRE_19_prefix_and_suffix_status_return_every_count(modeld_scripted: 
 
     @suite_settings()
     @given(pre=_answers(pb.PrefixStatus), suf=_answers(pb.SuffixStatus))
+    @example(pre=full_json(pb.PrefixStatus.DESCRIPTOR), suf=full_json(pb.SuffixStatus.DESCRIPTOR))
+    @example(pre=zero_json(pb.PrefixStatus.DESCRIPTOR), suf=zero_json(pb.SuffixStatus.DESCRIPTOR))
     def check(pre: dict[str, Any], suf: dict[str, Any]) -> None:
         mark = _scripted(wire, "EnsurePrefix", pb.PrefixStatus, pre)
         wire.answer_next("PrefillSuffix", to_message(pb.SuffixStatus, suf))
@@ -612,6 +671,8 @@ def test_C_WIRE_20_explain_context_returns_the_report(modeld_scripted: Any) -> N
 
     @suite_settings()
     @given(answer=_answers(pb.ContextReport))
+    @example(answer=full_json(pb.ContextReport.DESCRIPTOR))
+    @example(answer=zero_json(pb.ContextReport.DESCRIPTOR))
     def check(answer: dict[str, Any]) -> None:
         mark = _scripted(wire, "ExplainContext", pb.ContextReport, answer)
         got = env.conn.explain_context(sid)
@@ -632,6 +693,8 @@ def test_C_WIRE_21_snapshot_round_trips(modeld_scripted: Any) -> None:
 
     @suite_settings()
     @given(answer=_SNAPSHOT)
+    @example(answer=full_json(pb.SessionSnapshot.DESCRIPTOR, {"state_id": "ab" * 32}))
+    @example(answer=zero_json(pb.SessionSnapshot.DESCRIPTOR))
     def check(answer: dict[str, Any]) -> None:
         sid, _ = _open(env, wire)  # a Restore may poison its session: one per example
         mark = _scripted(wire, "Snapshot", pb.SessionSnapshot, answer)
@@ -664,13 +727,14 @@ def test_C_WIRE_22_decode_returns_every_chunk(modeld_scripted: Any) -> None:
     wire = _wire(env)
     sid, _ = _open(env, wire)
     env.conn.ensure_prefix(sid, prefix("hello"))
-    chunk = json_of(
-        pb.WireChunk.DESCRIPTOR,
-        {"error": st.just(""), "error_token": st.just(""), "error_detail": st.none()},
-    ).filter(lambda c: bool(c.get("text") or c.get("thinking") or c.get("tool_calls")))
+    no_error = {"error": "", "error_token": "", "error_detail": None}
+    chunk = json_of(pb.WireChunk.DESCRIPTOR, {k: st.just(v) for k, v in no_error.items()}).filter(
+        lambda c: bool(c.get("text") or c.get("thinking") or c.get("tool_calls"))
+    )
 
     @suite_settings()
     @given(chunks=st.lists(chunk, max_size=6))
+    @example(chunks=[full_json(pb.WireChunk.DESCRIPTOR, no_error), {"thinking": "t"}, {"text": "a"}])
     def check(chunks: list[dict[str, Any]]) -> None:
         wire.clear_answers()
         wire.answer_next("Decode", [to_message(pb.WireChunk, c) for c in chunks])
