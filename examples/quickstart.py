@@ -52,7 +52,7 @@ def main(argv: list[str]) -> int:
             )
             return 1
         except ModeldError as exc:
-            print(f"quickstart: the daemon at {root} refused: {exc}", file=sys.stderr)
+            print(f"quickstart: the daemon at {root} refused: {exc.plain_text}", file=sys.stderr)
             return 1
     return 0
 

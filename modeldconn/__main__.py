@@ -28,6 +28,7 @@ from modeldconn import client as _client
 from modeldconn import probe as _probe
 from modeldconn import transport as _t
 from modeldconn.types import Health, Status
+from modeldconn.wire.errors import ModeldError
 
 EXIT_CODES: Final = {
     _probe.ProbeState.RUNNING: 0,
@@ -102,7 +103,8 @@ async def collect(data_root: str | None, timeout: float) -> Report:
         try:
             rep.status = await conn.status(timeout=max(timeout, 1.0) * 2)
         except Exception as exc:
-            rep.status_error = f"{type(exc).__name__}: {exc}"
+            text = exc.plain_text if isinstance(exc, ModeldError) else str(exc)
+            rep.status_error = f"{type(exc).__name__}: {text}"
         finally:
             await conn.aclose()
     return rep

@@ -9,14 +9,14 @@ Both directions are here:
 * client side: :func:`error_from_status` (gRPC status -> exception, wire.md §9.3) and
   :func:`error_from_chunk` (in-stream chunk -> exception, wire.md §8.1.4).
 
-Text model: every error has a *text*, ``str(exc)``. A sentinel built with a *detail* renders
-``"<sentinel text>: <detail>"`` (Go's ``fmt.Errorf("%w: %s", sentinel, detail)``), without one just the
-sentinel text. The server sends ``"<token>: <text>"`` where the text already starts with the sentinel's
-own text; a decoded error takes as its detail what follows that text, so ``str()`` says the sentinel
-text once (``session is closed``, ``session marked fatal; evict and reopen: <cause>``). The real Go
-connector wraps the sentinel around the whole server text and says it twice (``session is closed:
-session is closed``, observed/go-connector.api.jsonl): that text is kept on ``.go_text``, and the full
-grpc-message as received on ``.server_message``.
+Text model (mirrors Go's ``err.Error()``): every error has a *text*, ``str(exc)``. A sentinel built
+with a *detail* renders ``"<sentinel text>: <detail>"`` (Go's ``fmt.Errorf("%w: %s", sentinel, detail)``),
+without one just the sentinel text. The server sends ``"<token>: <text>"``; the Go client wraps the
+sentinel around everything after the token, so a decoded error's detail is the server's text and
+``str()`` shows the sentinel text twice (``session is closed: session is closed``), exactly as the real
+Go connector does (observed/go-connector.api.jsonl). For people, ``.plain_text`` says it once
+(``session is closed``, ``session marked fatal; evict and reopen: <cause>``): the CLIs and examples print
+that. The full grpc-message as received is kept on ``.server_message``.
 
 Source facts: ``runtime/transport/grpc/errors.go`` (sentinels, encodeError, decodeError,
 decodeWireError, errorInfoForOverflow, overflowDetailFromMetadata), ``runtime/transport/session.go``
@@ -198,7 +198,7 @@ class ModeldError(Exception):
     token: str | None = None
     code: int = GrpcCode.UNKNOWN
     server_message: str | None
-    _go_text: str | None = None
+    _plain_text: str | None = None
 
     def __init__(self, text: str, *, server_message: str | None = None) -> None:
         super().__init__(text)
@@ -209,11 +209,13 @@ class ModeldError(Exception):
         return self._text
 
     @property
-    def go_text(self) -> str:
-        """What the Go connector's ``err.Error()`` says for this error: for one decoded from the wire
-        the sentinel text, ``": "``, then the server's whole text (the sentinel text twice); otherwise
-        ``str(self)``."""
-        return self._go_text if self._go_text is not None else self._text
+    def plain_text(self) -> str:
+        """The text for a person: ``str()`` with a decoded sentinel's text said once.
+
+        ``str()`` is the Go connector's ``err.Error()``, which wraps the sentinel around the server's
+        whole text and so repeats it (``session marked fatal; evict and reopen: session marked fatal;
+        evict and reopen``); this drops the repeat. For an error made locally it is ``str()``."""
+        return self._plain_text if self._plain_text is not None else self._text
 
     def wrapped_tokens(self) -> Iterator[str]:
         """Tokens of every sentinel this error wraps (Go ``errors.Is``), own token first."""
@@ -671,17 +673,11 @@ def _overflow_from_details(details: bytes | None) -> OverflowDetail | None:
 _BACKEND_MISMATCH_TEXT: Final = SENTINEL_BY_TOKEN["backend_mismatch"].text
 
 
-def _own_detail(sentinel_text: str, rest: str) -> str | None:
-    """The detail of a decoded error: the server's ``rest`` less the sentinel's own text at its start
-    (the daemon sends ``<token>: <sentinel text>[: <detail>]``), so the text says the sentinel once."""
-    if rest == sentinel_text:
-        return None
-    prefix = sentinel_text + ": "
-    return rest[len(prefix) :] if rest.startswith(prefix) else rest
-
-
-def _decoded(err: ModeldError, sentinel_text: str, rest: str) -> ModeldError:
-    err._go_text = f"{sentinel_text}: {rest}"  # Go's decodeError / decodeWireError wrap the whole rest
+def _with_plain_text(err: ModeldError, sentinel_text: str, rest: str) -> ModeldError:
+    """Record the once-only text of an error decoded from ``rest``, the server's text after the token,
+    which already starts with the sentinel's own text (``<sentinel text>[: <detail>]``)."""
+    if rest == sentinel_text or rest.startswith(sentinel_text + ": "):
+        err._plain_text = rest
     return err
 
 
@@ -691,13 +687,12 @@ def _sentinel_error(
     if token == "context_overflow" and overflow is not None:
         return ContextOverflow.from_detail(overflow, server_message=server_message)
     if token == "manifest_mismatch":
-        return ManifestMismatch(rest, server_message=server_message)  # Go trims the repeat itself
-    text = SENTINEL_BY_TOKEN[token].text
-    cls: type[SentinelError] = _CLASS_BY_TOKEN[token]
+        return ManifestMismatch(rest, server_message=server_message)  # contextasm trims the repeat
     if token == "model_load_failed" and _BACKEND_MISMATCH_TEXT in rest:
-        cls = BackendMismatchLoadFailed
-    err = cls(_own_detail(text, rest), server_message=server_message)
-    _decoded(err, text, rest)
+        err: SentinelError = BackendMismatchLoadFailed(rest, server_message=server_message)
+    else:
+        err = _CLASS_BY_TOKEN[token](rest, server_message=server_message)
+    _with_plain_text(err, err.sentinel.text, rest)
     return err
 
 
@@ -710,11 +705,10 @@ def error_from_status(code: int, message: str, details: bytes | None = None) -> 
         overflow = _overflow_from_details(details) if token == "context_overflow" else None
         return _sentinel_error(token, rest, overflow, message)
     if code == GrpcCode.CANCELLED:
-        text = Canceled.sentinel.text
-        return _decoded(Canceled(_own_detail(text, message), server_message=message), text, message)
+        return _with_plain_text(Canceled(message, server_message=message), Canceled.sentinel.text, message)
     if code == GrpcCode.DEADLINE_EXCEEDED:
-        text = DeadlineExceeded.sentinel.text
-        return _decoded(DeadlineExceeded(_own_detail(text, message), server_message=message), text, message)
+        exc = DeadlineExceeded(message, server_message=message)
+        return _with_plain_text(exc, DeadlineExceeded.sentinel.text, message)
     if code == GrpcCode.INTERNAL:
         text = rest if token == "internal" and sep else message
         return InternalError(text, server_message=message)

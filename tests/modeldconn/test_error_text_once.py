@@ -1,53 +1,59 @@
-"""A decoded error says its sentinel's text once: ``session marked fatal; evict and reopen``, never
+"""What a person reads says the sentinel's text once: ``session marked fatal; evict and reopen``, never
 ``session marked fatal; evict and reopen: session marked fatal; evict and reopen``.
 
 The daemon sends ``<token>: <sentinel text>[: <detail>]`` (in a status) or ``<sentinel text>[: <detail>]``
-(in a Decode chunk); the Go connector wraps the sentinel around that whole text and repeats it. Ours keeps
-Go's text on ``.go_text`` and the message as received on ``.server_message``.
+(in a Decode chunk). The Go connector wraps the sentinel around that whole text and repeats it; ``str()``
+keeps Go's text (the traffic tests compare it with the recordings), ``.plain_text`` drops the repeat, and
+the doctor and the quickstart print ``.plain_text``.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 import modeldconn as mc
 from modeld_sim.cluster import Cluster
+from modeld_sim.control import ControlClient
 from modeld_sim.gguf import write_fake_gguf
 from modeld_sim.simulator import Simulator
+from modeldconn import __main__ as doctor
 from modeldconn.wire import errors as E
 
 FATAL = "session marked fatal; evict and reopen"
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("row", E.SENTINELS, ids=lambda r: r.token)
 @pytest.mark.parametrize("detail", [None, "boom: it broke"])
-def test_every_decoded_sentinel_says_its_text_once(row: E.Sentinel, detail: str | None) -> None:
+def test_every_decoded_sentinel_reads_once(row: E.Sentinel, detail: str | None) -> None:
     text = row.text if detail is None else f"{row.text}: {detail}"
     message = f"{row.token}: {text}"
     got = E.error_from_status(row.code, message)
     assert got.token == row.token and got.server_message == message
-    assert str(got) == text and str(got).count(row.text) == 1
+    assert got.plain_text == text and got.plain_text.count(row.text) == 1
     if row.token != "manifest_mismatch":  # contextasm trims the repeat in Go too
-        assert got.go_text == f"{row.text}: {text}"
-    assert E.status_for(got)[1] == message  # re-encoded, the daemon's message comes back unchanged
+        assert str(got) == f"{row.text}: {text}"  # the Go connector's own text, unchanged
     chunk = E.error_from_chunk(text, row.token, None)
-    assert chunk is not None and str(chunk) == text
+    assert chunk is not None and chunk.plain_text == text
 
 
-def test_canceled_and_deadline_without_a_token_say_it_once() -> None:
+def test_plain_text_of_other_errors() -> None:
     c = E.error_from_status(1, "context canceled")
-    assert isinstance(c, E.Canceled) and str(c) == "context canceled"
-    assert c.go_text == "context canceled: context canceled"
-    d = E.error_from_status(4, "context deadline exceeded: while waiting")
-    assert isinstance(d, E.DeadlineExceeded) and str(d) == "context deadline exceeded: while waiting"
-
-
-def test_a_text_that_only_looks_alike_is_kept_whole() -> None:
-    e = E.error_from_status(10, f"session_fatal: {FATAL}ish: cause")
-    assert str(e) == f"{FATAL}: {FATAL}ish: cause"  # not a repeat of the sentinel text: nothing trimmed
+    assert isinstance(c, E.Canceled) and c.plain_text == "context canceled"
+    looks_alike = E.error_from_status(10, f"session_fatal: {FATAL}ish: cause")
+    assert looks_alike.plain_text == str(looks_alike) == f"{FATAL}: {FATAL}ish: cause"  # no repeat to drop
+    local = E.SessionFatal("native context lost")  # made here, not decoded: nothing to drop
+    assert local.plain_text == str(local) == f"{FATAL}: native context lost"
+    other = E.error_from_status(3, "something else")
+    assert other.plain_text == str(other)
 
 
 @pytest.fixture
@@ -74,11 +80,66 @@ async def test_session_fatal_from_the_simulator_reads_once(
         with pytest.raises(E.SessionFatal) as in_stream:
             async for _ in session.decode(mc.DecodeConfig(max_tokens=8)):
                 pass
-        assert str(in_stream.value) == FATAL  # once, in-stream
+        assert in_stream.value.plain_text == FATAL  # once, in-stream
         with pytest.raises(E.SessionFatal) as in_status:
             await session.ensure_prefix("hello world")
-        assert str(in_status.value) == FATAL  # once, from a status
+        assert in_status.value.plain_text == FATAL  # once, from a status
         assert in_status.value.server_message == f"session_fatal: {FATAL}"
-        assert in_status.value.go_text == f"{FATAL}: {FATAL}"
     finally:
         await conn.aclose()
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[Path, ControlClient]]:
+    root = tmp_path / "D"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "modeld_sim.cli", "serve", "--data-root", str(root), "--control"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                client = ControlClient.from_data_root(root)
+                client.status()
+                break
+            except (OSError, ValueError):
+                assert time.monotonic() < deadline and proc.poll() is None, "serve --control did not start"
+        yield root, client
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def test_the_quickstart_prints_it_once(served: tuple[Path, ControlClient]) -> None:
+    root, client = served
+    client.fault_add(
+        {"method": "Decode", "action": "decode", "after_chunks": 2, "then": "error", "token": "session_fatal"}
+    )
+    env = dict(os.environ, CONTENOX_DATA_ROOT=str(root))
+    env.pop("MODELD_MODEL", None)
+    r = subprocess.run(
+        [sys.executable, str(REPO / "examples" / "quickstart.py")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert r.returncode == 1 and len(r.stdout.splitlines()) == 2  # two chunks, then the error
+    assert r.stderr == f"quickstart: the daemon at {root} refused: {FATAL}\n"
+
+
+def test_the_doctor_prints_it_once(
+    served: tuple[Path, ControlClient], capsys: pytest.CaptureFixture[str]
+) -> None:
+    root, client = served
+    client.fault_add({"method": "Status", "action": "error", "token": "model_busy"})
+    assert doctor.main(["status", "--data-root", str(root)]) == doctor.EXIT_STATUS_FAILED
+    out = capsys.readouterr().out
+    busy = "modeld active model slot is busy"
+    assert f"failed: ModelBusy: {busy}\n" in out + "\n" and out.count(busy) == 1
