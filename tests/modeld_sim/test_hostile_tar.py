@@ -4,7 +4,7 @@ special file is taken from the archive, and a malformed stream gets Go's ``archi
 The real daemon checks member paths and link targets as text only (``archiveutil.SafeJoin`` /
 ``SafeLinkTarget``), so members that are symlinks made by the archive itself (``s -> .``, ``s/p -> ..``,
 ...) lead a later member ``s/p/q/r/FILE`` out of the data root: observed on v0.36.0, the file was
-written two directories above the data root (docs/conformance/real-modeld.md, "Tar pushes"). The texts
+written into the data root's parent directory (docs/conformance/real-modeld.md, "Tar pushes"). The texts
 for malformed streams were learned from Go 1.26's ``archive/tar`` reader and v0.36.0's ``ExtractTar``
 (same document): the reader's error, wrapped as ``modelstore: write staged content: <error>``.
 """
