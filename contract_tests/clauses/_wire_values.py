@@ -13,15 +13,30 @@ its answer.
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
+from hypothesis import example
 from hypothesis import strategies as st
 from modeld_contract.oracles.wire import float32, is_pointer
 
-__all__ = ["F32", "F64", "I64", "TEXT", "U64", "full_json", "json_of", "to_message", "zero_json"]
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+__all__ = [
+    "F32",
+    "F64",
+    "I64",
+    "TEXT",
+    "U64",
+    "each_field",
+    "full_json",
+    "json_of",
+    "to_message",
+    "with_examples",
+    "zero_json",
+]
 
 _I64_MIN, _I64_MAX = -(2**63), 2**63 - 1
 #: int64 values: zero and small ones often, the extremes and anything between too.
@@ -191,3 +206,21 @@ def zero_json(desc: Any, overrides: Mapping[str, Any] | None = None, *, _path: s
                 FieldDescriptor.TYPE_DOUBLE: 0.0,
             }.get(fd.type, 0)
     return out
+
+
+def each_field(desc: Any, overrides: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """One object per field with only that field set (to its :func:`full_json` value): a connector
+    that moves a value into another field, or fills an empty field from a set one, cannot pass them."""
+    full = full_json(desc, overrides)
+    return [{fd.json_name: full[fd.json_name]} for fd in desc.fields]
+
+
+def with_examples(name: str, values: Sequence[Any], **fixed: Any) -> Callable[[_F], _F]:
+    """Hypothesis ``@example`` for each value of argument ``name`` (other arguments ``fixed``)."""
+
+    def apply(fn: _F) -> _F:
+        for v in values:
+            fn = example(**{name: v, **fixed})(fn)
+        return fn
+
+    return apply

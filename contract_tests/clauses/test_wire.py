@@ -34,9 +34,11 @@ from modeld_contract.clauses._wire_values import (
     I64,
     TEXT,
     U64,
+    each_field,
     full_json,
     json_of,
     to_message,
+    with_examples,
     zero_json,
 )
 from modeld_contract.connectors.protocol import ConnectorError
@@ -175,6 +177,7 @@ def test_C_WIRE_01_open_session_carries_model_and_config(modeld_scripted: Any) -
     @given(model=_model(env), config=_CONFIG)
     @example(model=_full_model(env), config=_FULL_CONFIG)
     @example(model=_ZERO_MODEL, config=_ZERO_CONFIG)
+    @with_examples("config", each_field(pb.Config.DESCRIPTOR), model=_full_model(env))
     def check(model: dict[str, Any], config: dict[str, Any]) -> None:
         mark = wire.mark()
         sid = _attempt(lambda: env.conn.open_session(model, config))
@@ -204,6 +207,7 @@ def test_C_WIRE_02_describe_carries_model_and_config(modeld_scripted: Any) -> No
     @given(model=_model(env), config=_CONFIG)
     @example(model=_full_model(env), config=_FULL_CONFIG)
     @example(model=_ZERO_MODEL, config=_ZERO_CONFIG)
+    @with_examples("config", each_field(pb.Config.DESCRIPTOR), model=_full_model(env))
     def check(model: dict[str, Any], config: dict[str, Any]) -> None:
         mark = wire.mark()
         req = _one(wire, "Describe", mark, _attempt(lambda: env.conn.describe(model, config)))
@@ -224,6 +228,7 @@ def test_C_WIRE_03_load_model_carries_expected_generation(modeld_scripted: Any) 
     @given(model=_model(env), config=_CONFIG, gen=U64)
     @example(model=_full_model(env), config=_FULL_CONFIG, gen=2**64 - 1)
     @example(model=_ZERO_MODEL, config=_ZERO_CONFIG, gen=0)
+    @with_examples("config", each_field(pb.Config.DESCRIPTOR), model=_full_model(env), gen=1)
     def check(model: dict[str, Any], config: dict[str, Any], gen: int) -> None:
         mark = wire.mark()
         req = _one(wire, "LoadModel", mark, _attempt(lambda: env.conn.load_model(model, config, gen)))
@@ -244,6 +249,9 @@ def test_C_WIRE_04_embed_carries_model_config_and_text(modeld_scripted: Any) -> 
     @given(model=_model(env, adapters=False), config=_CONFIG, text=st.text(max_size=40))
     @example(model=_full_model(env, adapters=False), config=_FULL_CONFIG, text="é✓ \x00 text")
     @example(model=_ZERO_MODEL, config=_ZERO_CONFIG, text="")
+    @with_examples(
+        "config", each_field(pb.Config.DESCRIPTOR), model=_full_model(env, adapters=False), text="t"
+    )
     def check(model: dict[str, Any], config: dict[str, Any], text: str) -> None:
         mark = wire.mark()
         req = _one(wire, "Embed", mark, _attempt(lambda: env.conn.embed(model, config, text)))
@@ -310,6 +318,7 @@ def test_C_WIRE_07_ensure_prefix_carries_text_manifest_tools(modeld_scripted: An
     @given(inp=_PREFIX)
     @example(inp=full_json(pb.PrefixInput.DESCRIPTOR))
     @example(inp=zero_json(pb.PrefixInput.DESCRIPTOR))
+    @with_examples("inp", each_field(pb.PrefixInput.DESCRIPTOR))
     def check(inp: dict[str, Any]) -> None:
         mark = wire.mark()
         req = _one(wire, "EnsurePrefix", mark, _attempt(lambda: env.conn.ensure_prefix(sid, inp)))
@@ -335,6 +344,7 @@ def test_C_WIRE_08_prefill_suffix_carries_text_manifest_thinking(modeld_scripted
     @given(inp=_SUFFIX)
     @example(inp=full_json(pb.SuffixInput.DESCRIPTOR))
     @example(inp=zero_json(pb.SuffixInput.DESCRIPTOR))
+    @with_examples("inp", each_field(pb.SuffixInput.DESCRIPTOR))
     def check(inp: dict[str, Any]) -> None:
         _attempt(lambda: env.conn.ensure_prefix(sid, prefix("p")))
         mark = wire.mark()
@@ -360,6 +370,7 @@ def test_C_WIRE_09_decode_carries_every_decode_config_field(modeld_scripted: Any
     @given(cfg=json_of(pb.DecodeConfig.DESCRIPTOR))
     @example(cfg=full_json(pb.DecodeConfig.DESCRIPTOR))
     @example(cfg=zero_json(pb.DecodeConfig.DESCRIPTOR))
+    @with_examples("cfg", each_field(pb.DecodeConfig.DESCRIPTOR))
     def check(cfg: dict[str, Any]) -> None:
         wire.clear_answers()
         wire.answer_next("Decode", [pb.WireChunk(text="x")])  # the engine never runs on odd values
@@ -391,6 +402,7 @@ def test_C_WIRE_10_restore_carries_the_snapshot(modeld_scripted: Any) -> None:
     @given(snap=_SNAPSHOT)
     @example(snap=full_json(pb.SessionSnapshot.DESCRIPTOR, {"state_id": "ab" * 32}))
     @example(snap=zero_json(pb.SessionSnapshot.DESCRIPTOR))
+    @with_examples("snap", each_field(pb.SessionSnapshot.DESCRIPTOR, {"state_id": "ab" * 32}))
     def check(snap: dict[str, Any]) -> None:
         sid, handle = _open(env, wire)  # a Restore may poison its session: one per example
         mark = wire.mark()
@@ -523,6 +535,7 @@ def test_C_WIRE_13_status_returns_every_field(modeld_scripted: Any) -> None:
     @given(answer=_answers(pb.DaemonStatus))
     @example(answer=full_json(pb.DaemonStatus.DESCRIPTOR))
     @example(answer=zero_json(pb.DaemonStatus.DESCRIPTOR))
+    @with_examples("answer", each_field(pb.DaemonStatus.DESCRIPTOR))
     def check(answer: dict[str, Any]) -> None:
         mark = _scripted(wire, "Status", pb.DaemonStatus, answer)
         got = env.conn.status()
@@ -544,6 +557,7 @@ def test_C_WIRE_14_describe_returns_every_fact(modeld_scripted: Any) -> None:
     @given(answer=_answers(pb.DescribeResp))
     @example(answer=full_json(pb.DescribeResp.DESCRIPTOR))
     @example(answer=zero_json(pb.DescribeResp.DESCRIPTOR))
+    @with_examples("answer", each_field(pb.DescribeResp.DESCRIPTOR))
     def check(answer: dict[str, Any]) -> None:
         mark = _scripted(wire, "Describe", pb.DescribeResp, answer)
         got = env.conn.describe(env.model, CFG)
@@ -564,6 +578,7 @@ def test_C_WIRE_15_load_model_returns_the_active_model(modeld_scripted: Any) -> 
     @given(answer=_answers(pb.ActiveModel))
     @example(answer=full_json(pb.ActiveModel.DESCRIPTOR))
     @example(answer=zero_json(pb.ActiveModel.DESCRIPTOR))
+    @with_examples("answer", each_field(pb.ActiveModel.DESCRIPTOR))
     def check(answer: dict[str, Any]) -> None:
         mark = _scripted(wire, "LoadModel", pb.ActiveModel, answer)
         got = env.conn.load_model(env.model, CFG)
@@ -605,6 +620,7 @@ def test_C_WIRE_17_list_models_returns_every_model(modeld_scripted: Any) -> None
     @given(answer=_answers(pb.ListModelsResp))
     @example(answer=full_json(pb.ListModelsResp.DESCRIPTOR))
     @example(answer=zero_json(pb.ListModelsResp.DESCRIPTOR))
+    @with_examples("answer", each_field(pb.ListModelsResp.DESCRIPTOR))
     def check(answer: dict[str, Any]) -> None:
         mark = _scripted(wire, "ListModels", pb.ListModelsResp, answer)
         got = env.conn.list_models()
@@ -625,6 +641,7 @@ def test_C_WIRE_18_disk_stats_returns_every_count(modeld_scripted: Any) -> None:
     @given(answer=_answers(pb.NodeDiskStats))
     @example(answer=full_json(pb.NodeDiskStats.DESCRIPTOR))
     @example(answer=zero_json(pb.NodeDiskStats.DESCRIPTOR))
+    @with_examples("answer", each_field(pb.NodeDiskStats.DESCRIPTOR))
     def check(answer: dict[str, Any]) -> None:
         mark = _scripted(wire, "DiskStats", pb.NodeDiskStats, answer)
         got = env.conn.disk_stats()
@@ -647,6 +664,8 @@ def test_C_WIRE_19_prefix_and_suffix_status_return_every_count(modeld_scripted: 
     @given(pre=_answers(pb.PrefixStatus), suf=_answers(pb.SuffixStatus))
     @example(pre=full_json(pb.PrefixStatus.DESCRIPTOR), suf=full_json(pb.SuffixStatus.DESCRIPTOR))
     @example(pre=zero_json(pb.PrefixStatus.DESCRIPTOR), suf=zero_json(pb.SuffixStatus.DESCRIPTOR))
+    @with_examples("pre", each_field(pb.PrefixStatus.DESCRIPTOR), suf=zero_json(pb.SuffixStatus.DESCRIPTOR))
+    @with_examples("suf", each_field(pb.SuffixStatus.DESCRIPTOR), pre=zero_json(pb.PrefixStatus.DESCRIPTOR))
     def check(pre: dict[str, Any], suf: dict[str, Any]) -> None:
         mark = _scripted(wire, "EnsurePrefix", pb.PrefixStatus, pre)
         wire.answer_next("PrefillSuffix", to_message(pb.SuffixStatus, suf))
@@ -673,6 +692,7 @@ def test_C_WIRE_20_explain_context_returns_the_report(modeld_scripted: Any) -> N
     @given(answer=_answers(pb.ContextReport))
     @example(answer=full_json(pb.ContextReport.DESCRIPTOR))
     @example(answer=zero_json(pb.ContextReport.DESCRIPTOR))
+    @with_examples("answer", each_field(pb.ContextReport.DESCRIPTOR))
     def check(answer: dict[str, Any]) -> None:
         mark = _scripted(wire, "ExplainContext", pb.ContextReport, answer)
         got = env.conn.explain_context(sid)
@@ -695,6 +715,7 @@ def test_C_WIRE_21_snapshot_round_trips(modeld_scripted: Any) -> None:
     @given(answer=_SNAPSHOT)
     @example(answer=full_json(pb.SessionSnapshot.DESCRIPTOR, {"state_id": "ab" * 32}))
     @example(answer=zero_json(pb.SessionSnapshot.DESCRIPTOR))
+    @with_examples("answer", each_field(pb.SessionSnapshot.DESCRIPTOR, {"state_id": "ab" * 32}))
     def check(answer: dict[str, Any]) -> None:
         sid, _ = _open(env, wire)  # a Restore may poison its session: one per example
         mark = _scripted(wire, "Snapshot", pb.SessionSnapshot, answer)
