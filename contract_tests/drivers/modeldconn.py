@@ -2,7 +2,9 @@
 
 Speaks the driver protocol (docs/driver-protocol.md) on stdin/stdout around our Python connector
 ``modeldconn`` (or any ``module:factory`` the in-process adapter accepts), so the suite can drive it
-exactly as it drives a connector written in another language.
+exactly as it drives a connector written in another language. The optional ops — ``push_model`` and
+the targeted API (``endpoint``, ``close_endpoint``, ``target_*``) — are served and announced in the
+hello when the connector has them (``modeldconn``: ``push_model``, ``endpoint``, ``close_endpoint``).
 """
 
 from __future__ import annotations

@@ -516,6 +516,9 @@ func connectorName() string {
 // connection and caches in package state and has no Close, so a fresh
 // connector is a fresh process. Go's sockets are close-on-exec: every
 // connection of the old connector ends, and the daemon closes its sessions.
+// Whatever the stdin scanner has buffered is lost with the old image: the
+// protocol sends the next request only after this one's answer, so there is
+// none.
 func reexec(id json.RawMessage, origEnv []string) error {
 	self, err := os.Executable()
 	if err != nil {
