@@ -9,6 +9,14 @@ transport tests.
     async with RawGrpcClient("127.0.0.1", port) as c:
         r = await c.call("/contenox.transport.v1.Compute/Health", [b"{}"])
         r.code, r.message, r.messages
+
+For hostile input: ``validate_headers=False`` sends header names and values exactly as given (empty
+``:path``, a NUL, surrounding spaces, a ``connection`` header); ``header_list_size`` sets what the client
+advertises as SETTINGS_MAX_HEADER_LIST_SIZE (h2's 64 KiB by default; ``None`` advertises none, as grpc-go
+clients do); long values go out as plain HPACK literals (h2's Huffman encoder is quadratic in the length);
+:meth:`RawGrpcClient.ping`, :meth:`RawGrpcClient.open_stream` (a stream left open) and
+:meth:`RawGrpcClient.goaway` show the connection-level side; ``connection(name, hold_settings_ack=True)``
+sends the SETTINGS ACK in the same segment as the first request.
 """
 
 from __future__ import annotations
@@ -16,17 +24,29 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
 import h2.config
 import h2.connection
+import h2.errors
 import h2.events
 import h2.exceptions
 import h2.settings
+import hpack
 
-__all__ = ["DEFAULT", "DEFAULT_CONTENT_TYPE", "RawGrpcClient", "RawReply", "frame_message", "parse_messages"]
+__all__ = [
+    "DEFAULT",
+    "DEFAULT_CONTENT_TYPE",
+    "GoAway",
+    "RawGrpcClient",
+    "RawReply",
+    "RawStream",
+    "frame_message",
+    "parse_messages",
+]
 
 DEFAULT_CONTENT_TYPE: Final = "application/grpc+contenoxtransportjson"
 
@@ -82,6 +102,26 @@ def _b64_unpadded(v: str) -> bytes:
     return base64.b64decode(v + "=" * (-len(v) % 4))
 
 
+#: Values longer than this are sent as plain literals (h2's Huffman encoder is quadratic in the length).
+_HUFFMAN_MAX = 1024
+#: What the client reads in one header list when it advertises no limit (grpc-go clients read as much).
+_READ_HEADER_LIST_MAX = 16 << 20
+
+
+class _Encoder(hpack.Encoder):
+    def add(self, to_add: tuple[bytes, bytes], sensitive: bool, huffman: bool = False) -> bytes:
+        return super().add(to_add, sensitive, huffman and len(to_add[1]) <= _HUFFMAN_MAX)
+
+
+@dataclass(frozen=True)
+class GoAway:
+    """A GOAWAY the server sent: error code, debug data, last stream id."""
+
+    error_code: int
+    debug_data: bytes
+    last_stream_id: int
+
+
 @dataclass
 class RawReply:
     """What came back. ``code`` / ``message`` are ``None`` when no grpc-status came (reset, timeout)."""
@@ -99,6 +139,8 @@ class RawReply:
     timed_out: bool = False
     data_frames: int = 0
     leftover: bytes = b""
+    #: the connection ended (GOAWAY or closed) before this stream did
+    connection_lost: bool = False
 
 
 class _StreamState:
@@ -111,30 +153,78 @@ class _StreamState:
 
 
 class _ClientConn(asyncio.Protocol):
-    def __init__(self) -> None:
-        cfg = h2.config.H2Configuration(client_side=True, header_encoding="utf-8")
+    def __init__(
+        self,
+        validate_headers: bool = True,
+        header_list_size: int | _Default | None = DEFAULT,
+        hold_settings_ack: bool = False,
+    ) -> None:
+        if validate_headers:
+            cfg = h2.config.H2Configuration(client_side=True, header_encoding="utf-8")
+        else:
+            cfg = h2.config.H2Configuration(
+                client_side=True,
+                header_encoding="utf-8",
+                validate_outbound_headers=False,
+                normalize_outbound_headers=False,
+                validate_inbound_headers=False,
+            )
         self.h2 = h2.connection.H2Connection(config=cfg)
+        self.h2.encoder = _Encoder()
+        self.header_list_size = header_list_size
         self.transport: asyncio.Transport | None = None
         self.streams: dict[int, _StreamState] = {}
-        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        self.closed: asyncio.Future[None] = loop.create_future()
+        self.goaway: GoAway | None = None
+        self.settings_received = asyncio.Event()
+        self.pings: dict[bytes, asyncio.Future[None]] = {}
+        #: while True nothing is written: the SETTINGS ACK waits for the first request
+        self.holding = hold_settings_ack
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.header_list_size is None:
+            # h2 always advertises a MAX_HEADER_LIST_SIZE: start from settings without it
+            self.h2.local_settings = h2.settings.Settings(
+                client=True, initial_values={h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 100}
+            )
+            self.h2.decoder.max_header_list_size = _READ_HEADER_LIST_MAX
         self.h2.initiate_connection()
-        self.h2.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: (1 << 31) - 1})
+        settings: dict[h2.settings.SettingCodes | int, int] = {
+            h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: (1 << 31) - 1
+        }
+        if isinstance(self.header_list_size, int):
+            settings[h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE] = self.header_list_size
+        self.h2.update_settings(settings)
         self.h2.increment_flow_control_window((1 << 31) - 1 - 65535)
-        self.flush()
+        self.write_preface()
+
+    def write_preface(self) -> None:
+        # the preface and our SETTINGS go out at once even when the ACK of the server's is held
+        if self.transport is not None:
+            self.transport.write(self.h2.data_to_send())
 
     def connection_lost(self, exc: Exception | None) -> None:
         for st in self.streams.values():
             if not st.done.done():
+                st.reply.connection_lost = True
                 st.done.set_result(None)
             st.window.set()
+        for fut in self.pings.values():
+            if not fut.done():
+                fut.set_exception(ConnectionError("the connection closed before the PING ACK"))
         if not self.closed.done():
             self.closed.set_result(None)
 
     def flush(self) -> None:
+        if self.holding:
+            return
         if self.transport is not None and not self.transport.is_closing():
             data = self.h2.data_to_send()
             if data:
@@ -182,8 +272,19 @@ class _ClientConn(asyncio.Protocol):
                 for t in targets:
                     t.window.set()
             elif isinstance(ev, h2.events.RemoteSettingsChanged):
+                self.settings_received.set()
                 for t in self.streams.values():
                     t.window.set()
+            elif isinstance(ev, h2.events.PingAckReceived):
+                fut = self.pings.pop(bytes(ev.ping_data), None)
+                if fut is not None and not fut.done():
+                    fut.set_result(None)
+            elif isinstance(ev, h2.events.ConnectionTerminated):
+                self.goaway = GoAway(
+                    int(ev.error_code if ev.error_code is not None else 0),
+                    bytes(ev.additional_data or b""),
+                    int(ev.last_stream_id or 0),
+                )
         self.flush()
 
     @staticmethod
@@ -240,10 +341,20 @@ class _ClientConn(asyncio.Protocol):
 class RawGrpcClient:
     """Raw client over h2c. Named connections live until :meth:`close_connection` / :meth:`aclose`."""
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        validate_headers: bool = True,
+        header_list_size: int | _Default | None = DEFAULT,
+    ) -> None:
         self.host = host
         self.port = port
+        self.validate_headers = validate_headers
+        self.header_list_size = header_list_size
         self._named: dict[str, _ClientConn] = {}
+        self._pings = 0
 
     async def __aenter__(self) -> RawGrpcClient:
         return self
@@ -251,17 +362,93 @@ class RawGrpcClient:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    async def _open(self) -> _ClientConn:
+    async def _open(self, hold_settings_ack: bool = False) -> _ClientConn:
         loop = asyncio.get_running_loop()
-        _, proto = await loop.create_connection(_ClientConn, self.host, self.port)
+        _, proto = await loop.create_connection(
+            lambda: _ClientConn(self.validate_headers, self.header_list_size, hold_settings_ack),
+            self.host,
+            self.port,
+        )
         return proto
 
-    async def connection(self, name: str) -> _ClientConn:
+    async def connection(
+        self, name: str, *, hold_settings_ack: bool = False, timeout: float = 5.0
+    ) -> _ClientConn:
+        """The named connection (opened on first use). ``hold_settings_ack``: a new connection waits for
+        the server's SETTINGS and sends its ACK together with the first request, in one segment."""
         c = self._named.get(name)
         if c is None or c.closed.done():
-            c = await self._open()
+            c = await self._open(hold_settings_ack)
             self._named[name] = c
+            if hold_settings_ack:
+                async with asyncio.timeout(timeout):
+                    await c.settings_received.wait()
         return c
+
+    def goaway(self, name: str) -> GoAway | None:
+        """The GOAWAY the server sent on the named connection, if any."""
+        c = self._named.get(name)
+        return c.goaway if c is not None else None
+
+    async def ping(self, name: str, timeout: float = 5.0) -> bool:
+        """One PING on the named connection: True when its ACK came within ``timeout``; False when it did
+        not or the connection ended first (see :meth:`goaway`)."""
+        c = await self.connection(name)
+        self._pings += 1
+        data = self._pings.to_bytes(8, "big")
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        c.pings[data] = fut
+        try:
+            c.h2.ping(data)
+            c.flush()
+            async with asyncio.timeout(timeout):
+                await fut
+        except (TimeoutError, ConnectionError, h2.exceptions.ProtocolError):
+            return False
+        finally:
+            c.pings.pop(data, None)
+        return True
+
+    async def open_stream(
+        self,
+        path: str,
+        *,
+        connection: str,
+        content_type: str | _Default | None = DEFAULT,
+        metadata: Sequence[tuple[str, str]] = (),
+    ) -> RawStream:
+        """Open a stream and leave it open (HEADERS without END_STREAM) on the named connection; send on
+        it with :meth:`RawStream.send`, end it with :meth:`RawStream.end`, read with
+        :meth:`RawStream.reply`."""
+        conn = await self.connection(connection)
+        sid = conn.h2.get_next_available_stream_id()
+        st = _StreamState()
+        conn.streams[sid] = st
+        conn.h2.send_headers(sid, self._headers(path, content_type, metadata, "POST", None), end_stream=False)
+        conn.flush()
+        return RawStream(conn, sid, st)
+
+    def _headers(
+        self,
+        path: str,
+        content_type: str | _Default | None,
+        metadata: Sequence[tuple[str, str]],
+        method: str,
+        authority: str | None,
+    ) -> list[tuple[str, str]]:
+        headers: list[tuple[str, str]] = [
+            (":method", method),
+            (":scheme", "http"),
+            (":path", path),
+            (":authority", authority or f"{self.host}:{self.port}"),
+        ]
+        if isinstance(content_type, _Default):
+            headers.append(("content-type", DEFAULT_CONTENT_TYPE))
+        elif content_type is not None:
+            headers.append(("content-type", content_type))
+        headers.append(("te", "trailers"))
+        headers.extend(metadata)
+        return headers
 
     async def close_connection(self, name: str) -> None:
         c = self._named.pop(name, None)
@@ -294,16 +481,22 @@ class RawGrpcClient:
         raw_data: bytes | None = None,
         method: str = "POST",
         authority: str | None = None,
+        headers: Sequence[tuple[str, str]] | None = None,
     ) -> RawReply:
         """One call. ``path``: the ``:path`` (``/svc/Method``). ``payloads``: raw messages, each framed;
         ``[]`` → one empty DATA frame with END_STREAM; ``None`` → HEADERS with END_STREAM.
         ``raw_data``: send these bytes as the body instead (already framed or deliberately not).
-        ``content_type``: ``DEFAULT`` (the JSON codec), a string, or ``None`` (no header)."""
+        ``content_type``: ``DEFAULT`` (the JSON codec), a string, or ``None`` (no header).
+        ``headers``: the whole header list as given, in order (``path``, ``content_type``, ``metadata``,
+        ``method`` and ``authority`` are then unused)."""
         conn = await (self.connection(connection) if connection else self._open())
+        hdrs = (
+            list(headers)
+            if headers is not None
+            else self._headers(path, content_type, metadata, method, authority)
+        )
         try:
-            return await self._call(
-                conn, path, payloads, content_type, metadata, timeout, raw_data, method, authority
-            )
+            return await self._call(conn, hdrs, payloads, timeout, raw_data)
         finally:
             if connection is None:
                 await self._close(conn)
@@ -311,30 +504,14 @@ class RawGrpcClient:
     async def _call(
         self,
         conn: _ClientConn,
-        path: str,
+        headers: list[tuple[str, str]],
         payloads: Sequence[bytes] | None,
-        content_type: str | _Default | None,
-        metadata: Sequence[tuple[str, str]],
         timeout: float,
         raw_data: bytes | None,
-        method: str,
-        authority: str | None,
     ) -> RawReply:
         sid = conn.h2.get_next_available_stream_id()
         st = _StreamState()
         conn.streams[sid] = st
-        headers: list[tuple[str, str]] = [
-            (":method", method),
-            (":scheme", "http"),
-            (":path", path),
-            (":authority", authority or f"{self.host}:{self.port}"),
-        ]
-        if isinstance(content_type, _Default):
-            headers.append(("content-type", DEFAULT_CONTENT_TYPE))
-        elif content_type is not None:
-            headers.append(("content-type", content_type))
-        headers.append(("te", "trailers"))
-        headers.extend(metadata)
         ends_on_headers = payloads is None and raw_data is None
         conn.h2.send_headers(sid, headers, end_stream=ends_on_headers)
         conn.flush()
@@ -347,6 +524,9 @@ class RawGrpcClient:
                         else b"".join(frame_message(p) for p in payloads or ())
                     )
                     await conn.send_all(sid, st, body, True)
+                if conn.holding:  # the held SETTINGS ACK, the HEADERS and the body in one write
+                    conn.holding = False
+                    conn.flush()
                 await asyncio.shield(st.done)
         except TimeoutError:
             st.reply.timed_out = True
@@ -358,3 +538,40 @@ class RawGrpcClient:
         finally:
             conn.streams.pop(sid, None)
         return st.reply
+
+
+class RawStream:
+    """A stream left open by :meth:`RawGrpcClient.open_stream`."""
+
+    def __init__(self, conn: _ClientConn, sid: int, st: _StreamState) -> None:
+        self._conn = conn
+        self.stream_id = sid
+        self._st = st
+
+    async def send(self, payload: bytes, *, end: bool = False) -> None:
+        """One framed message (and END_STREAM with ``end``)."""
+        await self._conn.send_all(self.stream_id, self._st, frame_message(payload), end)
+
+    async def end(self) -> None:
+        """END_STREAM (an empty DATA frame)."""
+        await self._conn.send_all(self.stream_id, self._st, b"", True)
+
+    async def reply(self, timeout: float = 10.0) -> RawReply:
+        """Wait for the stream's end (``timed_out`` when it did not come within ``timeout``)."""
+        try:
+            async with asyncio.timeout(timeout):
+                await asyncio.shield(self._st.done)
+        except TimeoutError:
+            self._st.reply.timed_out = True
+            msgs, left = parse_messages(bytes(self._st.data))
+            self._st.reply.messages, self._st.reply.leftover = msgs, left
+        finally:
+            if self._st.done.done():
+                self._conn.streams.pop(self.stream_id, None)
+        return self._st.reply
+
+    def reset(self, error_code: int = h2.errors.ErrorCodes.CANCEL) -> None:
+        with contextlib.suppress(h2.exceptions.ProtocolError, h2.exceptions.StreamClosedError):
+            self._conn.h2.reset_stream(self.stream_id, error_code)
+            self._conn.flush()
+        self._conn.streams.pop(self.stream_id, None)

@@ -50,6 +50,28 @@ grpc-go facts reproduced (file paths under ``google.golang.org/grpc@v1.80.0``):
   (early abort); expiring later → grpc-go resets the stream with RST_STREAM(CANCEL) and sends no status
   (``http2_server.go`` operateHeaders timer → closeStream(ErrCodeCancel)). ``deadline_status=True``
   sends a DeadlineExceeded status instead.
+* a bad header ends its stream, never the connection (``golang.org/x/net/http2`` Framer.readMetaFrame,
+  checkPseudos; ``http2_server.go`` operateHeaders, in that order): a control character but space or tab
+  in a value, a name that is not a lower-case token, a pseudo-header after a regular one, an unknown or
+  repeated pseudo-header, ``:status`` in a request, a ``connection`` header → RST_STREAM(PROTOCOL_ERROR);
+  two ``host`` → HTTP 400 Internal ``num values of :authority: …``; ``-bin`` metadata Go's base64 refuses
+  → HTTP 400 Internal ``malformed binary metadata "…" in header "…": illegal base64 data at input byte N``;
+  spaces around a value, ``te`` and ``content-length`` are not checked (a fence with spaces is a wrong
+  fence: ``stale_fence``). Quoted request text is Go's ``%q`` (:func:`go_quote`).
+* the size of what is echoed (``writeStatus`` / ``writeEarlyAbort`` → checkForHeaderListSize): headers
+  over the SETTINGS_MAX_HEADER_LIST_SIZE the client advertised (h2-based clients say 64 KiB) are never
+  sent, the stream gets RST_STREAM(INTERNAL_ERROR); a client that advertised none gets the whole echo (a
+  512 KB ``:path`` comes back in full), up to 16 MiB. HPACK's Huffman coding is ours and linear (hpack's
+  is quadratic: a 512 KB value took 54 s on the event loop), and kept to values up to 1 MiB.
+* what is read: header lists up to 16 MiB (grpc-go's default) and frames up to the 16 MiB we advertise,
+  from the first byte on (h2 applies advertised limits only once acknowledged, and to a whole read at
+  once: a SETTINGS ACK and a 40 KB DATA frame in one segment failed); a header block over 1 MiB as sent
+  is refused with GOAWAY(PROTOCOL_ERROR) before any decoding (Python's HPACK decoder needs about 0.4 s a
+  MiB; grpc-go would decode up to 16 MiB).
+* PINGs (``http2_server.go`` handlePing, the default ``keepalive.EnforcementPolicy``): a ping less than
+  ``ping_min_time`` (5 min; 2 h with no stream open) after the previous one earns a strike unless we
+  wrote HEADERS or DATA since; a third strike → GOAWAY(ENHANCE_YOUR_CALM, ``too_many_pings``) and the
+  connection closes, as the real daemon does to a client that pings too often.
 """
 
 from __future__ import annotations
@@ -59,6 +81,7 @@ import base64
 import contextlib
 import itertools
 import logging
+import re
 import socket
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -70,10 +93,16 @@ import h2.errors
 import h2.events
 import h2.exceptions
 import h2.settings
+import h2.stream
+import hpack
+import hpack.huffman_constants
 
 __all__ = [
     "CONTENT_TYPE",
     "DEFAULT_MAX_MESSAGE_SIZE",
+    "DEFAULT_PING_MIN_TIME",
+    "MAX_HEADER_BLOCK_BYTES",
+    "MAX_HEADER_LIST_SIZE",
     "ClientStreamHandler",
     "GrpcServer",
     "GrpcStatus",
@@ -84,6 +113,7 @@ __all__ = [
     "UnaryHandler",
     "decode_grpc_message",
     "encode_grpc_message",
+    "go_quote",
     "parse_grpc_timeout",
     "set_nodelay",
 ]
@@ -98,6 +128,23 @@ DEFAULT_MAX_MESSAGE_SIZE = 512 << 20
 _BASE_CT = "application/grpc"
 _BIG_WINDOW = (1 << 31) - 1
 _MAX_FRAME = (1 << 24) - 1
+#: grpc-go's server reads header lists up to 16 MiB (``defaultServerMaxHeaderListSize``).
+MAX_HEADER_LIST_SIZE = 16 << 20
+#: A header block larger than this *as sent* is refused (GOAWAY PROTOCOL_ERROR) without being decoded:
+#: Python's HPACK decoder needs about 0.4 s per MiB of Huffman input, on the event loop.
+MAX_HEADER_BLOCK_BYTES = 1 << 20
+#: Longer header values go out as plain literals: Huffman coding costs about 0.1 s per MiB here (ours is
+#: linear; hpack's own is quadratic: 64 KB 0.8 s, 512 KB 54 s), a plain literal a copy.
+_HUFFMAN_MAX = 1 << 20
+#: What we never send in one header list even to a peer that advertised no limit: grpc-go clients read
+#: at most this much (``defaultClientMaxHeaderListSize``), so a longer echo could serve nobody.
+_MAX_SEND_HEADER_LIST = 16 << 20
+#: grpc-go's default keepalive enforcement (``keepalive.EnforcementPolicy``; ``http2_server.go``
+#: handlePing): pings closer together than this earn a strike unless the server wrote HEADERS or DATA
+#: since the last ping; more than two strikes → GOAWAY ENHANCE_YOUR_CALM "too_many_pings".
+DEFAULT_PING_MIN_TIME = 300.0
+_PING_NO_STREAM_MIN_TIME = 2 * 3600.0
+_MAX_PING_STRIKES = 2
 
 Kind: TypeAlias = Literal["unary", "server_stream", "client_stream"]
 UnaryHandler: TypeAlias = Callable[["ServerCall", bytes], Awaitable[bytes]]
@@ -121,11 +168,18 @@ class GrpcStatus(Exception):
 
 
 def encode_grpc_message(msg: str) -> str:
-    """grpc-go ``encodeGrpcMessage``: bytes outside 0x20..0x7E and ``%`` as ``%XX`` (upper hex)."""
-    raw = msg.encode("utf-8", "replace")
-    if all(0x20 <= b <= 0x7E and b != 0x25 for b in raw):
+    """grpc-go ``encodeGrpcMessage``: bytes outside 0x20..0x7E and ``%`` as ``%XX`` (upper hex).
+    Bytes that were not UTF-8 in a request (held as ``surrogateescape``) are escaped as they came."""
+    try:
+        raw = msg.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        raw = msg.encode("utf-8", "replace")
+    if _GRPC_MESSAGE_ESCAPE.search(raw) is None:
         return msg
-    return "".join(chr(b) if 0x20 <= b <= 0x7E and b != 0x25 else f"%{b:02X}" for b in raw)
+    return _GRPC_MESSAGE_ESCAPE.sub(lambda m: b"%%%02X" % m[0][0], raw).decode("ascii")
+
+
+_GRPC_MESSAGE_ESCAPE = re.compile(rb"[^\x20-\x24\x26-\x7e]")
 
 
 def decode_grpc_message(msg: str) -> str:
@@ -156,16 +210,17 @@ _TIMEOUT_UNITS = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1
 def parse_grpc_timeout(value: str) -> float:
     """grpc-go ``decodeTimeout`` (``internal/transport/http_util.go``); seconds. Raises ValueError with
     grpc-go's wording."""
-    if len(value) < 2:
-        raise ValueError(f'transport: timeout string is too short: "{value}"')
-    if len(value) > 9:
-        raise ValueError(f'transport: timeout string is too long: "{value}"')
+    size = len(value.encode("utf-8", "surrogateescape"))
+    if size < 2:
+        raise ValueError(f"transport: timeout string is too short: {go_quote(value)}")
+    if size > 9:
+        raise ValueError(f"transport: timeout string is too long: {go_quote(value)}")
     unit = _TIMEOUT_UNITS.get(value[-1])
     if unit is None:
-        raise ValueError(f'transport: timeout unit is not recognized: "{value}"')
+        raise ValueError(f"transport: timeout unit is not recognized: {go_quote(value)}")
     digits = value[:-1]
     if not (digits.isascii() and digits.isdigit()):
-        raise ValueError(f'strconv.ParseUint: parsing "{digits}": invalid syntax')
+        raise ValueError(f"strconv.ParseUint: parsing {go_quote(digits)}: invalid syntax")
     return int(digits) * unit
 
 
@@ -184,6 +239,171 @@ def _parse_content_type(values: list[str]) -> tuple[bool, str, str]:
 
 def _reply_content_type(subtype: str) -> str:
     return _BASE_CT if subtype == "" else f"{_BASE_CT}+{subtype}"
+
+
+# x/net/http2 (Framer.readMetaFrame, checkPseudos) rejects these with a *stream* error: grpc-go then
+# resets that stream with PROTOCOL_ERROR and keeps the connection.
+_BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")  # httpguts.ValidHeaderFieldValue: CTL but SP/HTAB
+_WIRE_NAME = re.compile(rb"[!#$%&'*+\-.^_`|~0-9a-z]+")  # a token without upper case
+_REQUEST_PSEUDO = frozenset((b":method", b":path", b":scheme", b":authority", b":protocol"))
+
+
+def _malformed_headers(raw: list[tuple[bytes, bytes]]) -> str | None:
+    """Why x/net's framer refuses this header list as a stream error, or None."""
+    saw_regular = False
+    pseudo: list[bytes] = []
+    for name, value in raw:
+        if _BAD_VALUE.search(value):
+            return f"invalid header field value for {name!r}"
+        if name.startswith(b":"):
+            if saw_regular:
+                return "pseudo header field after regular header field"
+            pseudo.append(name)
+        else:
+            saw_regular = True
+            if not _WIRE_NAME.fullmatch(name):
+                return f"invalid header field name {name!r}"
+    is_request = is_response = False
+    for i, name in enumerate(pseudo):
+        if name in _REQUEST_PSEUDO:
+            is_request = True
+        elif name == b":status":
+            is_response = True
+        else:
+            return f"invalid pseudo-header {name!r}"
+        if name in pseudo[:i]:
+            return f"duplicate pseudo-header {name!r}"
+    if is_request and is_response:
+        return "mix of request and response pseudo headers"
+    return None
+
+
+_B64_ALPHABET = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+_NEWLINES = (0x0A, 0x0D)
+
+
+def _go_base64_error(src: bytes, padded: bool) -> int | None:
+    """The offset Go's ``encoding/base64`` reports (``illegal base64 data at input byte N``) for
+    ``src`` in StdEncoding (``padded``) or RawStdEncoding, or None when it decodes."""
+    si, n = 0, len(src)
+    while si < n:
+        j = 0
+        while j < 4:
+            if si == n:
+                if j == 1 or padded:
+                    return si - j
+                break
+            c = src[si]
+            si += 1
+            if c in _B64_ALPHABET:
+                j += 1
+                continue
+            if c in _NEWLINES:
+                continue
+            if not padded or c != 0x3D or j < 2:
+                return si - 1
+            if j == 2:  # "==" expected: the second one must follow (newlines aside)
+                while si < n and src[si] in _NEWLINES:
+                    si += 1
+                if si == n:
+                    return n
+                if src[si] != 0x3D:
+                    return si - 1
+                si += 1
+            while si < n and src[si] in _NEWLINES:
+                si += 1
+            return si if si < n else None
+    return None
+
+
+def _bin_header_error(value: bytes) -> int | None:
+    """grpc-go ``decodeBinHeader``: StdEncoding when the length is a multiple of 4, else Raw."""
+    return _go_base64_error(value, padded=len(value) % 4 == 0)
+
+
+def go_quote(s: str) -> str:
+    """Go ``strconv.Quote`` (``%q``) of a header value decoded with ``surrogateescape``: printable
+    runes kept, ``"`` and ``\\`` escaped, the rest as ``\\n``-style, ``\\xNN`` (bytes that are not
+    UTF-8 included), ``\\uNNNN`` or ``\\UNNNNNNNN``."""
+    out = ['"']
+    for ch in s:
+        o = ord(ch)
+        if 0xDC80 <= o <= 0xDCFF:  # a byte that was not UTF-8
+            out.append(f"\\x{o - 0xDC00:02x}")
+        elif ch in '"\\':
+            out.append("\\" + ch)
+        elif ch.isprintable():
+            out.append(ch)
+        elif ch in _GO_ESCAPES:
+            out.append(_GO_ESCAPES[ch])
+        elif o < 0x20 or o == 0x7F:
+            out.append(f"\\x{o:02x}")
+        elif o < 0x10000:
+            out.append(f"\\u{o:04x}")
+        else:
+            out.append(f"\\U{o:08x}")
+    out.append('"')
+    return "".join(out)
+
+
+_GO_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v"}
+
+
+def _header_list_size(hdrs: list[tuple[str, str]]) -> int:
+    """RFC 7540 §6.5.2 size (name + value + 32 per field), as grpc-go's checkForHeaderListSize."""
+    return sum(len(k) + len(v.encode("utf-8", "surrogateescape")) + 32 for k, v in hdrs)
+
+
+_HUFFMAN_BITS = [
+    format(code, f"0{length}b")
+    for code, length in zip(
+        hpack.huffman_constants.REQUEST_CODES, hpack.huffman_constants.REQUEST_CODES_LENGTH, strict=True
+    )
+]
+
+
+class _LinearHuffman:
+    """The HPACK Huffman code (RFC 7541 appendix B) in linear time: the codes are joined as a string of
+    bits and converted once (hpack's encoder grows one integer bit by bit, quadratic in the length)."""
+
+    def encode(self, data: bytes | None) -> bytes:
+        if not data:
+            return b""
+        bits = "".join([_HUFFMAN_BITS[b] for b in data])
+        bits += "1" * (-len(bits) % 8)  # padded with the EOS prefix
+        return int(bits, 2).to_bytes(len(bits) // 8, "big")
+
+
+class _Encoder(hpack.Encoder):
+    """HPACK encoder with linear Huffman coding, kept to values up to ``_HUFFMAN_MAX``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.huffman_coder = _LinearHuffman()  # type: ignore[assignment]
+
+    def add(self, to_add: tuple[bytes, bytes], sensitive: bool, huffman: bool = False) -> bytes:
+        return super().add(to_add, sensitive, huffman and len(to_add[1]) <= _HUFFMAN_MAX)
+
+
+def _no_content_length_check(headers: object) -> None:
+    """grpc-go treats ``content-length`` as ordinary metadata: never compared with the body."""
+
+
+class _H2Connection(h2.connection.H2Connection):
+    """h2's connection with two bounds grpc-go has and h2 lacks: a header block too large to decode
+    ends the connection before any decoding work, and ``content-length`` is not enforced."""
+
+    def _receive_headers_frame(self, frame: Any) -> Any:
+        if len(frame.data) > MAX_HEADER_BLOCK_BYTES:
+            raise h2.exceptions.ProtocolError(
+                f"header block of {len(frame.data)} bytes (limit {MAX_HEADER_BLOCK_BYTES})"
+            )
+        return super()._receive_headers_frame(frame)
+
+    def _begin_new_stream(self, stream_id: int, allowed_ids: Any) -> h2.stream.H2Stream:
+        stream = super()._begin_new_stream(stream_id, allowed_ids)
+        setattr(stream, "_initialize_content_length", _no_content_length_check)  # noqa: B010
+        return stream
 
 
 class _Stream:
@@ -343,8 +563,19 @@ class _Connection(asyncio.Protocol):
         self.conn_id = conn_id
         self.peer: Any = None
         self.transport: asyncio.Transport | None = None
-        cfg = h2.config.H2Configuration(client_side=False, header_encoding=None)
-        self.h2 = h2.connection.H2Connection(config=cfg)
+        # Header checks are ours (grpc-go's, per stream): h2's own would end the whole connection.
+        # Outbound values are echoes of validated input or our own; h2 would strip or refuse spaces
+        # grpc-go sends as they are (a content-type echo).
+        cfg = h2.config.H2Configuration(
+            client_side=False,
+            header_encoding=None,
+            validate_inbound_headers=False,
+            normalize_inbound_headers=False,
+            validate_outbound_headers=False,
+            normalize_outbound_headers=False,
+        )
+        self.h2 = _H2Connection(config=cfg)
+        self.h2.encoder = _Encoder()
         self.streams: dict[int, _Stream] = {}
         self.tasks: set[asyncio.Task[None]] = set()
         self._flush_scheduled = False
@@ -353,6 +584,11 @@ class _Connection(asyncio.Protocol):
         self._closed = False
         self._goaway_sent = False
         self._loop = asyncio.get_running_loop()
+        # grpc-go's ping policing (handlePing): strikes, the last ping's time, and whether we wrote
+        # HEADERS or DATA since the last ping (which forgives the strikes).
+        self._ping_strikes = 0
+        self._last_ping_at: float | None = None
+        self._wrote_since_ping = False
 
     # -- asyncio.Protocol ------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -366,9 +602,14 @@ class _Connection(asyncio.Protocol):
                 h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 1 << 20,
                 h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: _BIG_WINDOW,
                 h2.settings.SettingCodes.MAX_FRAME_SIZE: _MAX_FRAME,
-                h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: 16 << 20,
+                h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: MAX_HEADER_LIST_SIZE,
             }
         )
+        # grpc-go reads with fixed limits from the first byte on; h2 would apply what we advertise only
+        # once the client acknowledged it, and judge every frame of one read by the limits in force
+        # when the read began - so a SETTINGS ACK and a 40 KB DATA frame in one segment failed.
+        self.h2.max_inbound_frame_size = _MAX_FRAME
+        self.h2.decoder.max_header_list_size = MAX_HEADER_LIST_SIZE
         self.h2.increment_flow_control_window(_BIG_WINDOW - 65535)
         self._flush()
         self.server._register(self)
@@ -448,9 +689,37 @@ class _Connection(asyncio.Protocol):
         elif isinstance(ev, h2.events.RemoteSettingsChanged):
             for st in list(self.streams.values()):
                 self._pump(st)
+        elif isinstance(ev, h2.events.PingReceived):
+            self._police_ping()
         elif isinstance(ev, h2.events.ConnectionTerminated):
             self._flush()
             self.abort()
+
+    def _police_ping(self) -> None:
+        """grpc-go ``handlePing`` with the default enforcement policy (h2 has already queued the ACK)."""
+        now = self._loop.time()
+        last, self._last_ping_at = self._last_ping_at, now
+        if self._wrote_since_ping:
+            self._wrote_since_ping = False
+            self._ping_strikes = 0
+            return
+        srv = self.server
+        if not self.streams and not srv.ping_permit_without_stream:
+            min_time = _PING_NO_STREAM_MIN_TIME
+        else:
+            min_time = srv.ping_min_time
+        if last is not None and now - last < min_time:
+            self._ping_strikes += 1
+        if self._ping_strikes > _MAX_PING_STRIKES:
+            log.info("connection %d: too many pings, GOAWAY", self.conn_id)
+            with contextlib.suppress(Exception):
+                self.h2.close_connection(
+                    error_code=h2.errors.ErrorCodes.ENHANCE_YOUR_CALM,
+                    additional_data=b"too_many_pings",
+                    last_stream_id=self.h2.highest_inbound_stream_id,
+                )
+            self._goaway_sent = True
+            self.close_after_flush()
 
     def _on_data(self, st: _Stream, data: bytes) -> None:
         if st.recv_error is not None or st.closed:
@@ -508,11 +777,8 @@ class _Connection(asyncio.Protocol):
 
     def _on_request(self, ev: h2.events.RequestReceived) -> None:
         sid = ev.stream_id
-        headers: list[tuple[str, str]] = []
-        for rk, rv in ev.headers or ():
-            name = rk.decode("utf-8", "replace") if isinstance(rk, bytes) else str(rk)
-            val = rv.decode("utf-8", "surrogateescape") if isinstance(rv, bytes) else str(rv)
-            headers.append((name.lower(), val))
+        raw = [(bytes(k), bytes(v)) for k, v in ev.headers or ()]
+        headers = [(k.decode("utf-8", "replace"), v.decode("utf-8", "surrogateescape")) for k, v in raw]
         st = _Stream(sid)
         self.streams[sid] = st
         if ev.stream_ended is not None:
@@ -520,9 +786,19 @@ class _Connection(asyncio.Protocol):
         if self._goaway_sent or self.server._closing:
             self.reset(st, h2.errors.ErrorCodes.REFUSED_STREAM)
             return
+        # The order of grpc-go's checks (x/net's framer, then http2_server.go operateHeaders), each
+        # answered on this stream alone.
+        why = _malformed_headers(raw)
+        if why is not None:
+            log.debug("stream %d: %s: RST_STREAM(PROTOCOL_ERROR)", sid, why)
+            self.reset(st, h2.errors.ErrorCodes.PROTOCOL_ERROR)
+            return
 
         path, http_method, timeout_v, encoding = "", "", None, ""
         ct_values: list[str] = []
+        protocol_error = False
+        header_error = ""
+        authorities = hosts = 0
         for k, v in headers:
             if k == ":path":
                 path = v
@@ -534,6 +810,19 @@ class _Connection(asyncio.Protocol):
                 timeout_v = v
             elif k == "grpc-encoding":
                 encoding = v
+            elif k == "connection":
+                protocol_error = True  # gRFC A41: a connection header makes the request malformed
+            elif k == ":authority":
+                authorities += 1
+            elif k == "host":
+                hosts += 1
+            elif k.endswith("-bin") and not k.startswith(":"):
+                at = _bin_header_error(v.encode("utf-8", "surrogateescape"))
+                if at is not None:
+                    header_error = (
+                        f"malformed binary metadata {go_quote(v)} in header {go_quote(k)}: "
+                        f"illegal base64 data at input byte {at}"
+                    )
         is_grpc, subtype, invalid_ct = _parse_content_type(ct_values)
         srv = self.server
         if srv.accept_plain_grpc and is_grpc and subtype == "":
@@ -543,23 +832,40 @@ class _Connection(asyncio.Protocol):
             # upper-case `ContenoxTransportJSON` falls back to proto and fails like any foreign type.
             codec_ok = is_grpc and subtype == CODEC_SUBTYPE
         reply_ct = _reply_content_type(subtype)
+        if authorities > 1 or hosts > 1:
+            self._early_abort(
+                st,
+                400,
+                reply_ct,
+                13,
+                f"num values of :authority: {authorities}, num values of host: {hosts}, "
+                "both must only have 1 value as per HTTP/2 spec",
+            )
+            return
+        if protocol_error:
+            self.reset(st, h2.errors.ErrorCodes.PROTOCOL_ERROR)
+            return
         if not is_grpc:
-            self._early_abort(st, 415, _BASE_CT, 3, f'invalid gRPC request content-type "{invalid_ct}"')
+            self._early_abort(
+                st, 415, _BASE_CT, 3, f"invalid gRPC request content-type {go_quote(invalid_ct)}"
+            )
             return
         timeout: float | None = None
         if timeout_v is not None:
             try:
                 timeout = parse_grpc_timeout(timeout_v)
             except ValueError as e:
-                self._early_abort(st, 400, reply_ct, 13, f"malformed grpc-timeout: {e}")
-                return
+                header_error = f"malformed grpc-timeout: {e}"
+        if header_error:
+            self._early_abort(st, 400, reply_ct, 13, header_error)
+            return
         if http_method != "POST":
             self._early_abort(
                 st,
                 405,
                 reply_ct,
                 13,
-                f'Received a HEADERS frame with :method "{http_method}" which should be POST',
+                f"Received a HEADERS frame with :method {go_quote(http_method)} which should be POST",
             )
             return
         if timeout is not None and timeout <= 0:
@@ -569,7 +875,7 @@ class _Connection(asyncio.Protocol):
         # routing (server.go handleStream)
         sm = path
         if sm == "" or sm[0] != "/" or "/" not in sm[1:]:
-            self._early_abort(st, 200, reply_ct, 12, f'malformed method name: "{_go_quote(path)}"')
+            self._early_abort(st, 200, reply_ct, 12, f"malformed method name: {go_quote(path)}")
             return
         sm = sm[1:]
         pos = sm.rfind("/")
@@ -585,7 +891,11 @@ class _Connection(asyncio.Protocol):
             return
         if encoding and encoding != "identity":
             self._early_abort(
-                st, 200, reply_ct, 12, f'grpc: Decompressor is not installed for grpc-encoding "{encoding}"'
+                st,
+                200,
+                reply_ct,
+                12,
+                f"grpc: Decompressor is not installed for grpc-encoding {go_quote(encoding)}",
             )
             return
 
@@ -741,7 +1051,14 @@ class _Connection(asyncio.Protocol):
                 item = q[0]
                 if isinstance(item, tuple):
                     _, hdrs, end = item
+                    limit = h.remote_settings.max_header_list_size or _MAX_SEND_HEADER_LIST
+                    if _header_list_size(hdrs) > limit:
+                        # grpc-go checkForHeaderListSize: what the client said it cannot take is
+                        # never sent; the stream is reset instead (an echo of a huge request field).
+                        self._reset_oversized(st, limit)
+                        return
                     h.send_headers(st.sid, hdrs, end_stream=end)
+                    self._wrote_since_ping = True
                     q.popleft()
                     if end:
                         self._our_side_done(st)
@@ -758,6 +1075,7 @@ class _Connection(asyncio.Protocol):
                     mv = item if isinstance(item, memoryview) else memoryview(item)
                     h.send_data(st.sid, mv[:size])
                     q[0] = mv[size:]
+                self._wrote_since_ping = True
         except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError, KeyError):
             q.clear()
             st.closed = True
@@ -765,6 +1083,13 @@ class _Connection(asyncio.Protocol):
             ww = st.window_waiter
             if ww is not None and not ww.done():
                 ww.set_result(None)
+
+    def _reset_oversized(self, st: _Stream, limit: int) -> None:
+        log.debug("stream %d: headers over the peer's limit of %d bytes: RST_STREAM(INTERNAL)", st.sid, limit)
+        call = st.call
+        if call is not None:
+            call._finished = True
+        self.reset(st, h2.errors.ErrorCodes.INTERNAL_ERROR)
 
     def _our_side_done(self, st: _Stream) -> None:
         st.closed = True
@@ -786,6 +1111,9 @@ class _Connection(asyncio.Protocol):
         st.closed = True
         self.streams.pop(st.sid, None)
         self._wake(st)
+        ww = st.window_waiter
+        if ww is not None and not ww.done():
+            ww.set_result(None)
         self._schedule_flush()
 
     def _schedule_flush(self) -> None:
@@ -823,11 +1151,6 @@ class _Connection(asyncio.Protocol):
             self.transport.close()
 
 
-def _go_quote(s: str) -> str:
-    # strconv.Quote, enough for printable paths: escape backslash and double quote
-    return s.replace("\\", "\\\\").replace('"', '\\"')
-
-
 class GrpcServer:
     """The raw gRPC server. Loopback by default; ``port=0`` picks a free port (see :attr:`port`)."""
 
@@ -843,8 +1166,13 @@ class GrpcServer:
         deadline_status: bool = False,
         on_connection_closed: Callable[[int], object] | None = None,
         on_connection_made: Callable[[int], object] | None = None,
+        ping_min_time: float = DEFAULT_PING_MIN_TIME,
+        ping_permit_without_stream: bool = False,
     ) -> None:
         self.services = services
+        #: grpc-go keepalive.EnforcementPolicy (MinTime, PermitWithoutStream); defaults as the daemon's
+        self.ping_min_time = ping_min_time
+        self.ping_permit_without_stream = ping_permit_without_stream
         self.host = host
         self.port = port
         self.max_receive_message_size = max_receive_message_size
