@@ -479,7 +479,8 @@ class ServeExtras:
 
 _CTL_USAGE: Final = (
     "usage: modeld-sim ctl [--data-root D] status | fault add k=v… | fault add --json OBJ | fault list | "
-    "fault rm ID | fault clear | lease OP [k=v…] [--pause] | lease show | failover [kill|wedge|partition] | "
+    "fault rm ID | fault clear | lease OP [k=v…] [--pause] | lease pause|resume [node=NAME] | lease show | "
+    "failover [kill|wedge|partition] | "
     "kill|wedge|resume|partition|heal [NODE] | transcript [--since N] [--out FILE] | mark TEXT"
 )
 
@@ -579,6 +580,13 @@ def cli_main(args: Any, out: Callable[[str, str], object]) -> int:
     except LeaseScriptError as exc:  # a word that is not key=value
         out("stderr", f"modeld-sim ctl: {exc.field}: {exc.reason}")
         return 2
+    except (ConnectionError, TimeoutError) as exc:  # a control file left by a simulator that died
+        out(
+            "stderr",
+            f"modeld-sim ctl: the control plane at {client.host}:{client.port} (from "
+            f"{control_path(args.data_root)}) does not answer; is the simulator still running? {exc}",
+        )
+        return 1
     except (OSError, ValueError) as exc:
         out("stderr", f"modeld-sim ctl: {exc}")
         return 1

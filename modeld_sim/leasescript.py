@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import math
 import os
 import socket
 import time
@@ -75,6 +76,8 @@ __all__ = [
 DEFAULT_TTL_NS: Final = 30 * gotime.NS_PER_S
 LOCK_WAIT_S: Final = 5.0
 _MS: Final = 1_000_000
+_INT64_MIN: Final = -(1 << 63)
+_INT64_MAX: Final = (1 << 63) - 1
 _NS: Final = gotime.NS_PER_S
 _DEFAULT_CORRUPT: Final = b'{"instance_id": nope'
 
@@ -358,11 +361,19 @@ OPS: Final[Mapping[str, Mapping[str, str]]] = {
 }
 
 
+def _int64(field: str, ns: int, given: Any) -> int:
+    if not _INT64_MIN <= ns <= _INT64_MAX:
+        raise LeaseScriptError(field, f"out of range: a Go duration is int64 nanoseconds, got {given!r}")
+    return ns
+
+
 def _duration_ns(field: str, v: Any) -> int:
     if isinstance(v, bool):
         raise LeaseScriptError(field, f'want a duration such as "2s" or a number of milliseconds, got {v!r}')
     if isinstance(v, int | float):
-        return round(float(v) * _MS)
+        if not math.isfinite(v):
+            raise LeaseScriptError(field, f"want a finite number of milliseconds, got {v!r}")
+        return _int64(field, v * _MS if isinstance(v, int) else round(float(v) * _MS), v)
     if isinstance(v, str):
         try:
             return gotime.parse_duration(v.strip())
@@ -390,7 +401,7 @@ def _check_params(op: str, params: Mapping[str, Any]) -> dict[str, Any]:
                 except gotime.GoTimeError as exc:
                     raise LeaseScriptError(k, str(exc)) from None
             elif isinstance(v, int) and not isinstance(v, bool):
-                out[k] = v
+                out[k] = _int64(k, v, v)
             else:
                 raise LeaseScriptError(k, f"want nanoseconds (an integer) or a Go duration, got {v!r}")
         elif kind == "int":
@@ -419,8 +430,21 @@ def check(op: str, params: Mapping[str, Any]) -> None:
 
 
 def apply(script: LeaseScript, op: str, params: Mapping[str, Any] | None = None) -> LeaseRecord | None:
-    """Run ``op`` (a key of :data:`OPS`) with checked ``params``; returns the record written, if any."""
+    """Run ``op`` (a key of :data:`OPS`) with checked ``params``; returns the record written, if any.
+
+    Parameters whose lease cannot be written (a time past year 9999, a TTL beyond int64) raise
+    :class:`LeaseScriptError` naming the parameter; nothing is written then."""
     p = _check_params(op, params or {})
+    try:
+        return _apply(script, op, p)
+    except LeaseScriptError:
+        raise
+    except (ValueError, OverflowError) as exc:  # encode_record / Go time formatting refused the values
+        field = next(iter(p), "op")
+        raise LeaseScriptError(field, f"lease.{op} cannot be written with these values: {exc}") from None
+
+
+def _apply(script: LeaseScript, op: str, p: Mapping[str, Any]) -> LeaseRecord | None:
     if op == "fresh":
         return script.fresh(p.get("ttl"))
     if op == "stale":

@@ -3,6 +3,7 @@ missing, `make-model`, packaged scenarios, and one clear line (never a traceback
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -146,3 +147,16 @@ def test_bad_input_is_one_clear_message(tmp_path: Path, argv: list[str], code: i
     assert r.returncode == code, r.stderr
     assert says in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "D" / "modeld.lease").exists()
+
+
+def test_ctl_with_a_control_file_left_behind_says_the_simulator_is_gone(tmp_path: Path) -> None:
+    from modeld_sim.control import CONTROL_FILE_NAME
+    from modeld_sim.leasescript import closed_port
+
+    root = tmp_path / "D"
+    root.mkdir()
+    doc = {"endpoint": f"127.0.0.1:{closed_port()}", "token": "t" * 43, "pid": 1}
+    (root / CONTROL_FILE_NAME).write_text(json.dumps(doc))
+    r = _sim("ctl", "--data-root", str(root), "status", home=tmp_path)
+    assert r.returncode == 1 and r.stderr.count("\n") == 1
+    assert "does not answer; is the simulator still running?" in r.stderr and doc["endpoint"] in r.stderr

@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 from modeld_sim import cli
 from modeld_sim.cluster import Cluster
 from modeld_sim.control import ControlClient, ControlServer
-from modeld_sim.leasescript import OPS
+from modeld_sim.leasescript import OPS, LeaseScript, LeaseScriptError, apply
 from modeldconn import lease as liblease
 
 ROUTES = [
@@ -228,3 +228,30 @@ def test_any_lease_bytes_are_inspected_without_a_traceback(
     assert cli.main(["lease", "--data-root", str(root), "show"]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["op"] == "show" and shown["lease"] is not None
+
+
+EXTREME = st.sampled_from([2**63, -(2**63) - 1, 2**62, 10**30, 1e300, -1e300, float("nan"), float("inf")])
+
+
+def _op_and_params() -> st.SearchStrategy[tuple[str, dict[str, Any]]]:
+    def params(op: str) -> st.SearchStrategy[tuple[str, dict[str, Any]]]:
+        names = list(OPS[op]) or ["by"]
+        return st.tuples(st.just(op), st.dictionaries(st.sampled_from(names), EXTREME | ODD, max_size=2))
+
+    return st.sampled_from(sorted(OPS)).flatmap(params)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(case=_op_and_params())
+def test_any_lease_parameters_are_written_or_refused_by_name(
+    tmp_path_factory: pytest.TempPathFactory, case: tuple[str, dict[str, Any]]
+) -> None:
+    op, params = case
+    script = LeaseScript(tmp_path_factory.mktemp("lease"))
+    script.fresh()
+    before = Path(script.path).read_bytes()
+    try:
+        apply(script, op, params)
+    except LeaseScriptError as exc:
+        assert exc.field in (*params, "value"), (op, params, exc)  # the parameter at fault is named
+        assert Path(script.path).read_bytes() == before  # and nothing was written
