@@ -39,6 +39,7 @@ __all__ = [
     "NodeTarget",
     "TargetedConnector",
     "failing_push",
+    "offers_push",
     "target_ops",
 ]
 
@@ -142,6 +143,15 @@ def _offers(conn: Any, ops: tuple[str, ...]) -> bool:
         return False
     supports = getattr(conn, "supports", None)
     return not callable(supports) or all(supports(op) for op in ops)
+
+
+def offers_push(conn: Any) -> bool:
+    """``conn`` can push: an in-process adapter when its module has ``push_model``, any other
+    connector when it has the method (and, a driver, announced it)."""
+    ext = InProcessExtension.of(conn)
+    if ext is not None:
+        return ext.has_push
+    return _offers(conn, PUSH_OPS)
 
 
 def _takes_fail_after(fn: Any) -> bool:

@@ -20,6 +20,7 @@ from modeld_contract.connectors.extensions import (
     TARGET_OPS,
     NodeTarget,
     failing_push,
+    offers_push,
     target_ops,
 )
 from modeld_contract.connectors.protocol import (
@@ -58,7 +59,7 @@ _OPS = (
 
 def _offered(connector: Connector) -> list[str]:
     ops = [*_OPS, "decode", "reset", "shutdown"]
-    if optional_op(connector, "push_model") is not None:
+    if offers_push(connector):
         ops += PUSH_OPS
     if target_ops(connector) is not None:
         ops += TARGET_OPS
