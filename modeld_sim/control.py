@@ -44,6 +44,7 @@ __all__ = [
 
 CONTROL_FILE_NAME: Final = "modeld-sim.control"
 _MAX_BODY: Final = 1 << 20
+_STOP_GRACE_S: Final = 10.0
 _REASONS: Final = {
     200: "OK",
     400: "Bad Request",
@@ -122,6 +123,7 @@ class ControlServer:
         self.token = secrets.token_urlsafe(32)
         self.path = control_path(cluster.data_root)
         self._server: asyncio.Server | None = None
+        self._active: set[asyncio.Task[Any]] = set()
         self._routes: dict[tuple[str, str], Handler] = {
             ("GET", "/v1/status"): self._status,
             ("GET", "/v1/faults"): self._faults_list,
@@ -151,6 +153,11 @@ class ControlServer:
                 os.unlink(self.path)
         if self._server is not None:
             self._server.close()
+            # a request that ended the simulator (kill, a resume that finds the lease lost) still gets
+            # its answer: the ones in flight finish before the plane goes
+            busy = {t for t in self._active if t is not asyncio.current_task()}
+            if busy:
+                await asyncio.wait(busy, timeout=_STOP_GRACE_S)
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), timeout=1.0)
             self._server = None
@@ -165,6 +172,10 @@ class ControlServer:
     # -- HTTP -------------------------------------------------------------------------------------------
 
     async def _conn(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._active.add(task)
+            task.add_done_callback(self._active.discard)
         try:
             status, body, ctype = await self._one(reader)
         except Exception as exc:  # never let a bad request take the simulator down

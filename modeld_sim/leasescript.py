@@ -373,7 +373,10 @@ def _duration_ns(field: str, v: Any) -> int:
     if isinstance(v, int | float):
         if not math.isfinite(v):
             raise LeaseScriptError(field, f"want a finite number of milliseconds, got {v!r}")
-        return _int64(field, v * _MS if isinstance(v, int) else round(float(v) * _MS), v)
+        if isinstance(v, int):
+            return _int64(field, v * _MS, v)
+        ns = float(v) * _MS
+        return _int64(field, round(ns) if math.isfinite(ns) else _INT64_MAX + 1, v)
     if isinstance(v, str):
         try:
             return gotime.parse_duration(v.strip())
