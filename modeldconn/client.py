@@ -107,6 +107,11 @@ class Timeouts:
     ``probe`` bounds the Health check before each lease-resolved call (and the connect), so an
     unreachable or wedged owner is reported within it. A lease-resolved call's ``timeout`` covers
     the whole call, probe included (``open_session``: probe + OpenSession + LoadModel + retry).
+
+    ``liveness_interval`` / ``liveness_timeout`` watch a daemon that freezes *during* a call (a
+    session call included): after that much silence on the connection a Health goes out, and no
+    answer within ``liveness_timeout`` ends every waiting call with ``Unreachable``
+    (:mod:`modeldconn.transport`); ``liveness_interval=0`` leaves such calls to their deadlines.
     """
 
     probe: float = _t.DEFAULT_PROBE_TIMEOUT
@@ -115,6 +120,8 @@ class Timeouts:
     session: float = _t.DEFAULT_SESSION_TIMEOUT
     decode: float = _t.DEFAULT_DECODE_TIMEOUT
     push: float = _t.DEFAULT_PUSH_TIMEOUT
+    liveness_interval: float = _t.DEFAULT_LIVENESS_INTERVAL
+    liveness_timeout: float = _t.DEFAULT_LIVENESS_TIMEOUT
 
 
 class EndpointError(_errors.ModeldError):
@@ -280,6 +287,12 @@ class Connector:
                 st = self._states[loop] = _LoopState()
             return st
 
+    def _dial(self, endpoint: str) -> _t.Connection:
+        conn = _t.Connection(endpoint)
+        conn.liveness_interval = self.timeouts.liveness_interval
+        conn.liveness_timeout = self.timeouts.liveness_timeout
+        return conn
+
     @property
     def cached_connection(self) -> _t.Connection | None:
         """The cached owner connection of the running loop (for diagnostics and tests)."""
@@ -293,7 +306,7 @@ class Connector:
         async def health(endpoint: str, timeout: float) -> _probe.HealthAnswer:
             conn = state.conn
             if conn is None or conn.closed or conn.endpoint != endpoint:
-                conn = _t.Connection(endpoint)
+                conn = self._dial(endpoint)
                 fresh.append(conn)
             r = await conn.health(timeout)
             return _probe.HealthAnswer(r.instance_id, r.ready, r.backend)
@@ -331,7 +344,7 @@ class Connector:
             else:
                 c.close()
         if conn is None:
-            conn = _t.Connection(st.endpoint)
+            conn = self._dial(st.endpoint)
         conn.owner = st.instance
         state.conn = conn
         if cached is not None:
@@ -449,7 +462,7 @@ class Connector:
             if state.endpoints.get(bid) is entry:
                 del state.endpoints[bid]
             entry.conn.close()
-        conn = _t.Connection(addr)
+        conn = self._dial(addr)
         try:
             h = await conn.health(probe_timeout)
         except _errors.ModeldError as exc:

@@ -9,7 +9,11 @@ never follow a takeover:
   unknown or closed handle → ``session_closed``, a reaped model → ``slot_generation_stale``;
 * once the connector closed that connection (a takeover was noticed and it redialed, or the
   connector was closed), the daemon has already closed the session with the connection, so
-  calls fail locally with :class:`~modeldconn.wire.errors.SessionClosed` without a round trip.
+  calls fail locally with :class:`~modeldconn.wire.errors.SessionClosed` without a round trip;
+* a daemon that freezes while a session call waits is seen by the connection's liveness watch
+  (:mod:`modeldconn.transport`): the call ends with :class:`~modeldconn.probe.Unreachable` within
+  ``liveness_interval + liveness_timeout`` (5 s by default), not at its own deadline (10 minutes);
+  the session itself is kept and serves again if the daemon resumes.
 
 Differences from Go, on purpose: ``explain_context`` raises the typed error instead of
 returning ``Closed: true`` (Go's has no error channel); ``explain_context`` and ``close`` carry

@@ -345,7 +345,8 @@ def data_root() -> str:
 
 
 def set_timeouts(timeouts: Timeouts) -> None:
-    """Default deadlines of the facade's connector."""
+    """Default deadlines and liveness watch of the facade's connector (the watch settings apply to
+    connections it dials afterwards)."""
     _connector.timeouts = timeouts
 
 

@@ -14,6 +14,19 @@ PushModel; ``codec.go``; ``fence.go`` withOwner; ``limits.go``) and what we do:
   connect, send and receive; an ``asyncio.timeout`` around the whole call is a second guard, so
   a peer that accepts TCP but never speaks HTTP/2 (a SIGSTOPped daemon) fails within it.
 
+Liveness (ours; Go has none, so its session calls on a frozen daemon wait out their 10-minute
+deadlines): while a call waits and nothing at all has come from the daemon on the connection for
+``liveness_interval`` seconds, an unfenced ``Health`` goes out on the same connection; no answer
+within ``liveness_timeout`` ends every waiting call on it with
+:class:`~modeldconn.probe.Unreachable` (defaults 2 s + 3 s: a wedged daemon is reported within
+5 s). Any answer, even an error status, proves the daemon alive; every frame of a streaming Decode
+does too, so a long healthy call is never cut. The connection is kept: a daemon that resumes
+(SIGCONT) serves the sessions on it again. Not HTTP/2 PING on purpose: the real daemon is grpc-go
+with the default keepalive enforcement (MinTime 5 min, PermitWithoutStream false), which answers a
+fourth ping within 5 minutes of server silence with GOAWAY ENHANCE_YOUR_CALM ``too_many_pings`` and
+closes the connection, sessions included; a Health makes the server write, which grpc-go counts as
+activity, and costs one small stream.
+
 Errors: a non-OK status becomes :func:`modeldconn.wire.errors.error_from_status` (the Go client's
 ``decodeError``); a deadline → :class:`~modeldconn.wire.errors.DeadlineExceeded`; a body that does
 not decode, a missing response message, a second unary response → :class:`DecodeError`; a
@@ -34,11 +47,13 @@ from typing import Any, Final, TypeVar, cast
 
 import h2.exceptions
 from google.protobuf.message import Message
-from grpclib.client import Channel, Stream
+from grpclib.client import Channel, Handler, Stream
 from grpclib.const import Cardinality
 from grpclib.encoding.base import CodecBase, StatusDetailsCodecBase
 from grpclib.exceptions import GRPCError, ProtocolError, StreamTerminatedError
+from grpclib.protocol import H2Protocol
 
+from modeldconn import probe as _probe
 from modeldconn.wire import codec as _codec
 from modeldconn.wire import errors as _errors
 from modeldconn.wire import methods as _methods
@@ -49,6 +64,8 @@ __all__ = [
     "CONTENT_SUBTYPE",
     "DEFAULT_CALL_TIMEOUT",
     "DEFAULT_DECODE_TIMEOUT",
+    "DEFAULT_LIVENESS_INTERVAL",
+    "DEFAULT_LIVENESS_TIMEOUT",
     "DEFAULT_LOAD_TIMEOUT",
     "DEFAULT_PROBE_TIMEOUT",
     "DEFAULT_PUSH_TIMEOUT",
@@ -82,6 +99,10 @@ DEFAULT_SESSION_TIMEOUT: Final = 600.0
 DEFAULT_DECODE_TIMEOUT: Final = 600.0
 #: The whole of one PushModel upload.
 DEFAULT_PUSH_TIMEOUT: Final = 3600.0
+#: Silence from the daemon (no frame at all) while a call waits before a liveness Health; 0 = none.
+DEFAULT_LIVENESS_INTERVAL: Final = 2.0
+#: How long that Health may take before every waiting call on the connection is Unreachable.
+DEFAULT_LIVENESS_TIMEOUT: Final = 3.0
 
 _UNAVAILABLE: Final = _errors.GrpcCode.UNAVAILABLE
 _INTERNAL: Final = _errors.GrpcCode.INTERNAL
@@ -205,6 +226,64 @@ def _map_exception(
     return exc
 
 
+class _Protocol(H2Protocol):
+    """grpclib's HTTP/2 protocol, telling the connection whenever anything arrives from the daemon."""
+
+    def __init__(self, on_receive: Callable[[], None], *args: Any) -> None:
+        super().__init__(*args)
+        self._on_receive = on_receive
+
+    def data_received(self, data: bytes) -> None:
+        self._on_receive()
+        super().data_received(data)
+
+
+class _Channel(Channel):
+    def __init__(self, host: str, port: int, on_receive: Callable[[], None], **kw: Any) -> None:
+        super().__init__(host, port, **kw)
+        self._on_receive = on_receive
+
+    def _protocol_factory(self) -> H2Protocol:
+        return _Protocol(self._on_receive, Handler(), self._config, self._h2_config)
+
+
+class _Watch:
+    """One waiting call under the connection's liveness watch (see the module docstring): the
+    watchdog cancels its task when the daemon stopped answering, and the exit turns that cancellation
+    into :class:`~modeldconn.probe.Unreachable` (as ``asyncio.timeout`` turns its own into
+    TimeoutError; a cancellation from elsewhere passes through)."""
+
+    def __init__(self, conn: Connection, method: str) -> None:
+        self._conn = conn
+        self.method = method
+        self.verdict = ""
+        self._task: asyncio.Task[Any] | None = None
+        self._cancelling = 0
+
+    async def __aenter__(self) -> _Watch:
+        task = asyncio.current_task()
+        if task is not None and self._conn._liveness_on():
+            self._task = task
+            self._cancelling = task.cancelling()
+            self._conn._watch_started(self)
+        return self
+
+    async def __aexit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        task, self._task = self._task, None
+        if task is None:
+            return
+        self._conn._watch_ended(self)
+        if self.verdict and task.uncancel() <= self._cancelling and t is asyncio.CancelledError:
+            raise _probe.Unreachable(self.verdict) from e
+
+    def fire(self, verdict: str) -> None:
+        if self._task is not None and not self.verdict:
+            self.verdict = verdict
+            self._task.cancel()
+
+
 class Connection:
     """One HTTP/2 connection to a daemon endpoint, optionally fenced to an owner instance.
 
@@ -213,13 +292,30 @@ class Connection:
     the next call after the connection broke.
     """
 
-    def __init__(self, endpoint: str, owner: str = "") -> None:
+    def __init__(
+        self,
+        endpoint: str,
+        owner: str = "",
+        *,
+        liveness_interval: float = DEFAULT_LIVENESS_INTERVAL,
+        liveness_timeout: float = DEFAULT_LIVENESS_TIMEOUT,
+    ) -> None:
         self.endpoint = endpoint
         self.owner = owner
         self.host, self.port = split_endpoint(endpoint)
         self.loop = asyncio.get_running_loop()
         self._channel: Channel | None = None
         self.closed = False
+        #: see the module docstring; ``liveness_interval <= 0`` turns the watch off
+        self.liveness_interval = liveness_interval
+        self.liveness_timeout = liveness_timeout
+        #: monotonic time anything last arrived from the daemon on this connection
+        self.last_received = 0.0
+        #: liveness Health calls this connection sent (for diagnostics and tests)
+        self.liveness_checks = 0
+        self._watches: set[_Watch] = set()
+        self._quiet_since = 0.0
+        self._watchdog: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
@@ -229,10 +325,74 @@ class Connection:
         if self.closed:
             raise _errors.TransportError(_errors.GrpcCode.CANCELLED, "grpc: the client connection is closing")
         if self._channel is None:
-            self._channel = Channel(
-                self.host, self.port, codec=JSONCodec(), status_details_codec=_RawDetails()
+            self._channel = _Channel(
+                self.host,
+                self.port,
+                self._received,
+                codec=JSONCodec(),
+                status_details_codec=_RawDetails(),
             )
         return self._channel
+
+    # -- liveness ------------------------------------------------------------------------------
+
+    def _received(self) -> None:
+        self.last_received = time.monotonic()
+
+    def _liveness_on(self) -> bool:
+        return self.liveness_interval > 0 and not self.closed
+
+    def _watch_started(self, w: _Watch) -> None:
+        if not self._watches:
+            self._quiet_since = time.monotonic()
+        self._watches.add(w)
+        if self._watchdog is None or self._watchdog.done():
+            self._watchdog = self.loop.create_task(self._watch_daemon())
+
+    def _watch_ended(self, w: _Watch) -> None:
+        self._watches.discard(w)
+
+    async def _watch_daemon(self) -> None:
+        """While calls wait: after ``liveness_interval`` of silence, one Health; none back in time →
+        every waiting call ends Unreachable."""
+        while self._watches and not self.closed:
+            quiet_from = max(self.last_received, self._quiet_since)
+            due = quiet_from + self.liveness_interval - time.monotonic()
+            if due > 0:
+                await asyncio.sleep(due)
+                continue
+            silent = time.monotonic() - quiet_from
+            if await self._answers_health():
+                # its answer refreshed last_received; a daemon that answers Health but not the
+                # call itself is left to the call's own deadline
+                self._quiet_since = time.monotonic()
+                continue
+            verdict = (
+                f"modeld at {self.endpoint} stopped answering: nothing came for {silent:.1f} s and "
+                f"Health got no answer within {self.liveness_timeout:g} s"
+            )
+            for w in list(self._watches):
+                w.fire(f"{w.method}: {verdict}")
+            return
+
+    async def _answers_health(self) -> bool:
+        self.liveness_checks += 1
+        try:
+            await self.unary(
+                "Health", pb.HealthReq(), pb.HealthResp, timeout=self.liveness_timeout, fenced=False
+            )
+        except _errors.DeadlineExceeded:
+            return False
+        except _errors.TransportError as exc:
+            # an answer with a status is an answer; a connection that broke is the waiting calls' own
+            # error to report
+            return exc.code != _UNAVAILABLE
+        except _errors.ModeldError:
+            return True
+        return True
+
+    def _watch(self, method: str) -> _Watch:
+        return _Watch(self, method)
 
     @property
     def connected(self) -> bool:
@@ -244,6 +404,10 @@ class Connection:
         """Close the connection; idempotent. Calls made afterwards fail at once (Go: Canceled
         ``grpc: the client connection is closing``)."""
         self.closed = True
+        dog, self._watchdog = self._watchdog, None
+        if dog is not None and not dog.done() and not self.loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                self.loop.call_soon_threadsafe(dog.cancel)
         ch, self._channel = self._channel, None
         if ch is None:
             return
@@ -286,6 +450,14 @@ class Connection:
         self, method: str, request: Message, reply_cls: type[M], *, timeout: float, fenced: bool = True
     ) -> M:
         """One unary call: exactly one response message, or a typed error."""
+        if method == "Health":  # bounded by its own short deadline; the liveness check itself
+            return await self._unary(method, request, reply_cls, timeout=timeout, fenced=fenced)
+        async with self._watch(method):
+            return await self._unary(method, request, reply_cls, timeout=timeout, fenced=fenced)
+
+    async def _unary(
+        self, method: str, request: Message, reply_cls: type[M], *, timeout: float, fenced: bool
+    ) -> M:
         deadline = time.monotonic() + timeout
         try:
             async with asyncio.timeout(timeout + 0.5):
@@ -336,6 +508,18 @@ class Connection:
     ) -> M:
         """A client-streaming call (PushModel). When the daemon rejects the stream early, its
         status is reported (Go may only see a bare ``EOF`` there)."""
+        async with self._watch(method):
+            return await self._client_stream(method, req_cls, requests, reply_cls, timeout, fenced)
+
+    async def _client_stream(
+        self,
+        method: str,
+        req_cls: type[Message],
+        requests: Callable[[], AsyncIterator[Message]],
+        reply_cls: type[M],
+        timeout: float,
+        fenced: bool,
+    ) -> M:
         deadline = time.monotonic() + timeout
         try:
             async with asyncio.timeout(timeout + 0.5):
@@ -437,9 +621,12 @@ class ServerStream(AsyncIterator[M]):
         try:
             if remaining <= 0:
                 raise TimeoutError
-            async with asyncio.timeout(remaining + 0.5):
+            async with self._conn._watch(self._method), asyncio.timeout(remaining + 0.5):
                 return await op()
         except asyncio.CancelledError:
+            await self.aclose()
+            raise
+        except _probe.Unreachable:
             await self.aclose()
             raise
         except BaseException as exc:
