@@ -325,6 +325,8 @@ def go_quote(s: str) -> str:
     """Go ``strconv.Quote`` (``%q``) of a header value decoded with ``surrogateescape``: printable
     runes kept, ``"`` and ``\\`` escaped, the rest as ``\\n``-style, ``\\xNN`` (bytes that are not
     UTF-8 included), ``\\uNNNN`` or ``\\UNNNNNNNN``."""
+    if _GO_QUOTE_PLAIN.fullmatch(s):  # the common case, at C speed even for a 512 KB path
+        return f'"{s}"'
     out = ['"']
     for ch in s:
         o = ord(ch)
@@ -346,6 +348,7 @@ def go_quote(s: str) -> str:
     return "".join(out)
 
 
+_GO_QUOTE_PLAIN = re.compile(r"[ !#-\[\]-~]*")  # printable ASCII but " and \
 _GO_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v"}
 
 

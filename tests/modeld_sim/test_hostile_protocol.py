@@ -101,6 +101,32 @@ async def test_a_512_kb_path_is_answered_within_a_second_while_health_answers(
         await watcher.aclose()
 
 
+async def test_a_bad_header_leaves_the_other_calls_on_the_connection_running(sim: Simulator) -> None:
+    host, port = _addr(sim)
+    c = RawGrpcClient(host, port, validate_headers=False)
+    try:
+        # a call in flight on the connection (an upload waiting for its next frame)
+        upload = await c.open_stream(
+            f"/{SERVICE}/PushModel", connection="c", metadata=[(FENCE_HEADER, sim.instance_id)]
+        )
+        first = {
+            "owner_instance_id": sim.instance_id,
+            "manifest": {"name": "kept", "type": "llama", "format": "file"},
+        }
+        await upload.send(json.dumps(first).encode())
+        bad = await c.call(HEALTH, [b"{}"], metadata=[(FENCE_HEADER, "x\0y")], connection="c")
+        assert bad.reset_code == h2.errors.ErrorCodes.PROTOCOL_ERROR and not bad.connection_lost
+        empty = await c.call("", [b"{}"], connection="c")
+        assert (empty.code, empty.message) == (12, 'malformed method name: ""')
+        # the upload in flight is untouched: it ends normally
+        await upload.send(json.dumps({"data": "R0dVRg=="}).encode(), end=True)
+        done = await upload.reply()
+        assert done.code == 0 and json.loads(done.messages[0]) == {"bytes_written": 4}
+        assert c.goaway("c") is None
+    finally:
+        await c.aclose()
+
+
 async def test_a_long_model_name_echoed_by_a_handler_is_bounded_too(sim: Simulator) -> None:
     host, port = _addr(sim)
     c = RawGrpcClient(host, port)
@@ -138,8 +164,9 @@ async def test_pinging_more_often_than_grpc_go_allows_gets_too_many_pings(sim: S
         # grpc-go: the first ping is free, the next two are strikes, the third strike is too many
         assert [await c.ping("idle") for _ in range(3)] == [True, True, True]
         assert c.goaway("idle") is None
+        conn = await c.connection("idle")
         await c.ping("idle")
-        await (await c.connection("idle")).closed
+        await asyncio.wait_for(conn.closed, 10.0)  # the server closed it
         g = c.goaway("idle")
         assert g is not None
         assert (g.error_code, g.debug_data) == (h2.errors.ErrorCodes.ENHANCE_YOUR_CALM, b"too_many_pings")
@@ -170,8 +197,9 @@ async def test_pings_are_policed_while_a_stream_waits_too(sim: Simulator) -> Non
         first = {"owner_instance_id": sim.instance_id, "manifest": {"name": "m", "type": "llama"}}
         await stream.send(json.dumps(first).encode())
         assert [await c.ping("s") for _ in range(3)] == [True, True, True]
+        conn = await c.connection("s")
         await c.ping("s")
-        await (await c.connection("s")).closed
+        await asyncio.wait_for(conn.closed, 10.0)  # the server closed it
         g = c.goaway("s")
         assert g is not None and g.error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
         assert (await stream.reply(5.0)).connection_lost
