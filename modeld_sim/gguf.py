@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Final
 
+from modeld_sim.safefs import NotRegularFile, open_regular
+
 __all__ = [
     "GGUFError",
     "GGUFFile",
@@ -161,7 +163,10 @@ class _Reader:
 def read_gguf(path: str | os.PathLike[str]) -> GGUFFile:
     """Read a GGUF's metadata. Raises :class:`GGUFError` for anything that is not a readable GGUF."""
     try:
-        f = open(path, "rb")  # noqa: SIM115 - closed below
+        # never blocks on a FIFO swapped in after the caller's checks; a directory is refused here too
+        f = os.fdopen(open_regular(os.fspath(path)), "rb")
+    except NotRegularFile as e:
+        raise GGUFError("is a directory" if e.is_dir else "not a regular file") from e
     except OSError as e:
         raise GGUFError(str(e)) from e
     try:

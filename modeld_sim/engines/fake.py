@@ -36,6 +36,7 @@ from modeld_sim.engines.base import (
     PlainError,
     SnapshotResult,
     go_quote,
+    inspect_failure,
     token_hash,
 )
 from modeld_sim.engines.sessionstate import (
@@ -48,6 +49,7 @@ from modeld_sim.engines.sessionstate import (
     llama_structured_unsupported,
 )
 from modeld_sim.gguf import GGUFError, GGUFFile, read_gguf
+from modeld_sim.safefs import read_regular
 from modeldconn.wire import errors as werr
 from modeldconn.wire._gen.contenox.transport.v1 import compute_pb2 as pb
 
@@ -249,9 +251,7 @@ class FakeEngine:
         try:
             g = read_gguf(path)
         except GGUFError:
-            raise PlainError(
-                f"llama model KV profile: llamacppshim: inspect GGUF metadata {go_quote(path)}"
-            ) from None
+            raise inspect_failure("llama", path) from None
         try:
             size = os.path.getsize(path)
         except OSError:
@@ -288,7 +288,7 @@ class FakeEngine:
     def _inspect_openvino(self, path: str) -> ModelFacts:
         # Text invented (the recordings have no openvino daemon): modeld/openvino/service.go wraps its
         # native inspect error as "openvino model KV profile: %w".
-        fail = PlainError(f"openvino model KV profile: openvinoshim: inspect model {go_quote(path)}")
+        fail = inspect_failure("openvino", path)
         if not path or not os.path.isdir(path):
             raise fail
         if not any(os.path.isfile(os.path.join(path, e)) for e in OPENVINO_ENTRYPOINTS):
@@ -297,8 +297,8 @@ class FakeEngine:
         fp = os.path.join(path, "modeld_sim.json")
         if os.path.exists(fp):
             try:
-                with open(fp, encoding="utf-8") as f:
-                    loaded = json.load(f)
+                # a FIFO or device here would block the reader: only a regular file is read
+                loaded = json.loads(read_regular(fp).decode("utf-8"))
             except (OSError, ValueError):
                 raise fail from None
             if isinstance(loaded, dict):
@@ -484,8 +484,8 @@ class FakeEngine:
     # ------------------------------------------------------------------ load / embed
 
     async def load(self, path: str, config: pb.Config, adapters: Sequence[pb.AdapterSpec]) -> FakeModel:
-        plan = self._plan(path, config)
-        facts = self.inspect(path)
+        # the model's header is read on a worker thread: a slow or stuck file holds only this request
+        plan, facts = await asyncio.to_thread(lambda: (self._plan(path, config), self.inspect(path)))
         for a in adapters:
             if not a.path or not os.path.isfile(a.path):
                 # llamasession applyAdapters: llama.NewUnsupportedFeatureError("lora adapter %q: %v")
@@ -500,7 +500,7 @@ class FakeEngine:
         return FakeModel(facts, resolved, self)
 
     async def embed(self, path: str, config: pb.Config, text: str) -> list[float]:
-        facts = self.inspect(path)
+        facts = await asyncio.to_thread(self.inspect, path)
         if not facts.supports_embedding:
             raise werr.UnsupportedFeature(f"model {go_quote(path)} does not support embeddings")
         await asyncio.sleep(0)
