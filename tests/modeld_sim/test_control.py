@@ -57,9 +57,13 @@ async def test_token_file_and_auth(
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     doc = read_control_file(tmp_path)
     assert doc["endpoint"] == srv.endpoint and len(doc["token"]) >= 32
-    # liblease's acquisition mutex (`modeld.lease.acquire.lock`, a directory) exists only while some
-    # node renews or tries to acquire: the cluster's standbys poll, so it may be caught mid-renew.
-    entries = sorted(e for e in os.listdir(tmp_path) if e != "modeld.lease.acquire.lock")
+    # liblease's acquisition mutex (`modeld.lease.acquire.lock`, a directory) and its temp file
+    # (`.lease-<n>.tmp`) exist only while some node renews or acquires: they may be caught mid-renew.
+    entries = sorted(
+        e
+        for e in os.listdir(tmp_path)
+        if e != "modeld.lease.acquire.lock" and not (e.startswith(".lease-") and e.endswith(".tmp"))
+    )
     assert entries == [CONTROL_FILE_NAME, "modeld.lease"]
     for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": doc["token"]}):
         status, body = await asyncio.to_thread(_raw, srv, headers)
