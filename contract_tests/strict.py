@@ -47,5 +47,6 @@ def unavailable(reason: str, config: pytest.Config | None = None) -> NoReturn:
     import pytest
 
     if is_strict(config):
-        pytest.fail(f"{reason} (strict mode: CI or MODELD_STRICT is set, so this is a failure)", pytrace=False)
+        why = "strict mode: CI or MODELD_STRICT is set, so this is a failure"
+        pytest.fail(f"{reason} ({why})", pytrace=False)
     pytest.skip(reason)
