@@ -41,7 +41,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO, Final
 
@@ -125,7 +125,23 @@ class Timeouts:
 
 
 class EndpointError(_errors.ModeldError):
-    """``endpoint(addr)`` could not reach the node (Go ``modeldconn: health probe <addr>: …``)."""
+    """``endpoint(addr)`` could not reach the node (Go ``modeldconn: health probe <addr>: …``).
+
+    Go wraps the Health error with ``%w``, so a probe that ran out of the caller's deadline still
+    ``errors.Is`` ``DeadlineExceeded``. ``cause`` plays that part here: its sentinel becomes this
+    error's ``token`` and its tokens are among :meth:`wrapped_tokens`. Without a sentinel cause (a
+    refused connection, an address that changed) the error carries no token."""
+
+    def __init__(self, text: str, *, cause: _errors.ModeldError | None = None) -> None:
+        super().__init__(text)
+        self.cause = cause
+        if cause is not None and cause.token is not None:
+            self.token = cause.token
+            self.code = cause.code
+
+    def wrapped_tokens(self) -> Iterator[str]:
+        if self.cause is not None:
+            yield from self.cause.wrapped_tokens()
 
 
 class NodeNotReady(EndpointError):
@@ -467,7 +483,7 @@ class Connector:
             h = await conn.health(probe_timeout)
         except _errors.ModeldError as exc:
             conn.close()
-            raise EndpointError(f"modeldconn: health probe {addr}: {exc}") from exc
+            raise EndpointError(f"modeldconn: health probe {addr}: {exc}", cause=exc) from exc
         if not h.ready or not h.instance_id:
             conn.close()
             raise NodeNotReady(f"modeldconn: node {addr} reported not ready")

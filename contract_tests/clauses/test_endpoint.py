@@ -7,7 +7,8 @@ connection per backend id, apart from the lease-resolved connection: a cached en
 the node answers ready with the remembered instance (sessions opened through it live on), and is
 dropped and redialed when the node restarted with a new instance; ``close_endpoint`` drops it (its
 sessions end) and a later call redials. A node that cannot be reached or is not ready is an error of
-the connector (no sentinel: the daemon judged nothing), never a cached success. Every clause against a
+the connector (no sentinel: the daemon judged nothing), never a cached success; a node that never
+answers ends the call with the caller's deadline (``deadline_exceeded``). Every clause against a
 connector without the targeted API is not applicable.
 
 Sources: session-semantics.md §7 (remote/targeted path); edge-cases.md:45,47 (endpoint_test.go);
@@ -301,7 +302,8 @@ def test_C_ENDPOINT_17_caches_are_apart(modeld_scripted: Any, far: SimTarget) ->
 )
 def test_C_ENDPOINT_18_silent_node_within_the_deadline(modeld_connector: Any, tmp_path: Path) -> None:
     """A node that accepts TCP and never answers: endpoint and a targeted call fail within the
-    caller's deadline (not before it, not much after)."""
+    caller's deadline (not before it, not much after), as ``deadline_exceeded``: Go wraps the
+    Health error, the caller's context ending, into the endpoint error."""
     modeld_connector.configure(str(tmp_path / "no-lease-here"))
     ops = _ops(modeld_connector)
     t = 1.0
@@ -315,6 +317,7 @@ def test_C_ENDPOINT_18_silent_node_within_the_deadline(modeld_connector: Any, tm
             err = raises_kind(fn)
             took = time.monotonic() - t0
             assert err.kind != HARNESS_TIMEOUT and err.kind not in PROBE_KINDS, f"{what}: {err}"
+            assert err.kind == "deadline_exceeded", f"{what}: the caller's deadline ended it, got {err}"
             assert t <= took <= t * 1.2 + 0.05, f"{what}: ended after {took:.3f} s for a {t} s deadline"
 
 
