@@ -9,11 +9,20 @@ The module (or any object with the same attributes) is expected to offer, async 
 ``remove_model(name)``, ``disk_stats()``; optionally ``probe`` (a function, or a module holding one;
 without it, ``local_endpoint_addr`` — Go's ``LocalEndpointAddr``, which runs the connector's own
 probe — answers the probe op, as the Go driver does), ``push_model(source, name, type, digest=,
-format=)`` and ``close``/``aclose``/``reset`` (drop cached connections). An operation the object lacks
+format=)``, ``endpoint(addr, backend_id)`` with ``close_endpoint(backend_id)`` (the targeted API, see
+below) and ``close``/``aclose``/``reset`` (drop cached connections). An operation the object lacks
 raises :class:`~modeld_contract.connectors.protocol.OperationUnsupported`: nothing of ours stands in
 for the connector under test. A ``timeout=`` keyword is passed only to callables that declare it.
 Types (``ModelRef``, ``Config``, ``PrefixInput``, …) are taken from the module when it has them,
 else from :mod:`modeldconn.types`.
+
+The targeted operations (``endpoint``, ``target_*`` of
+:class:`~modeld_contract.connectors.extensions.TargetedConnector`) go through the module's
+``endpoint(addr, backend_id, timeout=)``: an object with ``instance_id``/``backend``/``ready`` and the
+node's ``status``/``describe``/``open_session``/``load_model``/``unload_model``/``embed``/
+``list_models``/``remove_model``/``disk_stats``/``push_model``. :meth:`InProcessConnector.supports`
+says which optional operations (:data:`~modeld_contract.connectors.protocol.OPTIONAL_OPS`) the module
+has.
 
 Errors are read by duck typing, never by class identity: ``exc.token`` / ``exc.wrapped_tokens()``
 (a sentinel), ``exc.state`` (a probe state), ``exc.code`` (a raw gRPC status).
@@ -28,11 +37,13 @@ import inspect
 import json
 import os
 import threading
+import time
 import types
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from modeld_contract._loop import LoopThread, LoopTimeout
+from modeld_contract.connectors.extensions import PUSH_OPS, TARGET_OPS, FailingReader, NodeTarget
 from modeld_contract.connectors.protocol import (
     HARNESS_TIMEOUT,
     JSON,
@@ -49,6 +60,11 @@ __all__ = ["DEFAULT_BOUND", "InProcessConnector", "error_to_connector_error", "s
 DEFAULT_BOUND = 30.0
 _SLACK = 10.0
 _INTERNAL = 13
+#: What the module must have for each optional operation to be offered.
+_NEEDS: dict[str, tuple[str, ...]] = {
+    **{op: ("push_model",) for op in PUSH_OPS},
+    **{op: ("endpoint", "close_endpoint") for op in TARGET_OPS},
+}
 
 _loop_lock = threading.Lock()
 _loop: LoopThread | None = None
@@ -106,6 +122,11 @@ def _accepts_timeout(fn: Callable[..., Any]) -> bool:
     return "timeout" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
 
 
+def _source(data: bytes, fail_after: int | None) -> Any:
+    """What a push hands the module: the bytes, or a reader of them that fails after ``fail_after``."""
+    return bytes(data) if fail_after is None else FailingReader(data, fail_after)
+
+
 async def _maybe_await(value: Any) -> Any:
     if inspect.isawaitable(value):
         return await value
@@ -140,11 +161,25 @@ class InProcessConnector:
         self._pb = importlib.import_module("modeldconn.wire._gen.contenox.transport.v1.compute_pb2")
 
     # ---------------------------------------------------------------- plumbing
-    def _fn(self, name: str) -> Callable[..., Any]:
-        fn = getattr(self.module, name, None)
+    def _fn(self, name: str, obj: Any = None) -> Callable[..., Any]:
+        """``name`` of the module (or of ``obj``, a node client), or :class:`OperationUnsupported`."""
+        fn = getattr(self.module if obj is None else obj, name, None)
         if fn is None or not callable(fn) or isinstance(fn, types.ModuleType):
             raise OperationUnsupported(f"connector {self.name} has no {name}()")
         return fn  # type: ignore[no-any-return]
+
+    def _has(self, name: str) -> bool:
+        fn = getattr(self.module, name, None)
+        return callable(fn) and not isinstance(fn, types.ModuleType)
+
+    def supports(self, op: str) -> bool:
+        """The module offers ``op``: an optional operation when the module has the functions it is
+        made of, any other operation of this adapter always (a missing function is then reported by
+        the call itself)."""
+        needs = _NEEDS.get(op)
+        if needs is not None:
+            return all(self._has(n) for n in needs)
+        return callable(getattr(self, op, None))
 
     def _call(self, fn: Callable[..., Any], *args: Any, timeout: float | None = None, **kw: Any) -> Any:
         if timeout is not None and _accepts_timeout(fn):
@@ -329,12 +364,133 @@ class InProcessConnector:
         digest: str | None = None,
         format: str = "file",
         timeout: float | None = None,
+        *,
+        fail_after: int | None = None,
     ) -> JSON:
+        """``fail_after``: the source handed to the module fails with an I/O error after that many
+        bytes (a caller's file that breaks mid-upload)."""
         fn = self._fn("push_model")
         out = self._to_json(
-            self._call(fn, bytes(data), name, type, digest=digest, format=format, timeout=timeout)
+            self._call(
+                fn, _source(data, fail_after), name, type, digest=digest, format=format, timeout=timeout
+            )
         )
         return dict(out) if isinstance(out, dict) else {}
+
+    # ---------------------------------------------------------------- targeted calls (one node by address)
+    def _node(self, target: NodeTarget, timeout: float | None) -> tuple[Any, float | None]:
+        """The module's client for the node, and what is left of the caller's deadline: one deadline
+        covers the node's health check and the call (Go passes one context to both)."""
+        self._require_targets()
+        end = None if timeout is None else time.monotonic() + timeout
+        node = self._call(self._fn("endpoint"), target.addr, target.backend_id, timeout=timeout)
+        return node, None if end is None else max(0.001, end - time.monotonic())
+
+    def endpoint(self, target: NodeTarget, timeout: float | None = None) -> JSON:
+        node, _ = self._node(target, timeout)
+        return {
+            "instance_id": str(getattr(node, "instance_id", "")),
+            "backend": str(getattr(node, "backend", "")),
+            "ready": bool(getattr(node, "ready", False)),
+        }
+
+    def _require_targets(self) -> None:
+        """The targeted API comes whole: a module with ``endpoint`` but no ``close_endpoint`` does
+        not offer it (as :meth:`supports` says)."""
+        if not self.supports("endpoint"):
+            raise OperationUnsupported(f"connector {self.name} has no endpoint() and close_endpoint()")
+
+    def close_endpoint(self, target: NodeTarget) -> None:
+        self._require_targets()
+        self._call(self._fn("close_endpoint"), target.backend_id)
+
+    def target_status(self, target: NodeTarget, timeout: float | None = None) -> JSON:
+        node, left = self._node(target, timeout)
+        return dict(self._to_json(self._call(self._fn("status", node), timeout=left)) or {})
+
+    def target_describe(
+        self, target: NodeTarget, model: JSON, config: JSON, timeout: float | None = None
+    ) -> JSON:
+        node, left = self._node(target, timeout)
+        out = self._call(self._fn("describe", node), self._ref(model), self._cfg(config), timeout=left)
+        return dict(self._to_json(out) or {})
+
+    def target_open_session(
+        self, target: NodeTarget, model: JSON, config: JSON, timeout: float | None = None
+    ) -> str:
+        """The session joins this adapter's own, so the session operations drive it."""
+        node, left = self._node(target, timeout)
+        sess = self._call(self._fn("open_session", node), self._ref(model), self._cfg(config), timeout=left)
+        self._seq += 1
+        sid = f"t{self._seq}"
+        self._sessions[sid] = sess
+        return sid
+
+    def target_load_model(
+        self,
+        target: NodeTarget,
+        model: JSON,
+        config: JSON,
+        expected_generation: int = 0,
+        timeout: float | None = None,
+    ) -> JSON:
+        node, left = self._node(target, timeout)
+        args: list[Any] = [self._ref(model), self._cfg(config)]
+        if expected_generation:
+            args.append(expected_generation)
+        out = self._call(self._fn("load_model", node), *args, timeout=left)
+        return dict(self._to_json(out) or {})
+
+    def target_unload_model(
+        self, target: NodeTarget, expected_generation: int = 0, timeout: float | None = None
+    ) -> None:
+        node, left = self._node(target, timeout)
+        self._call(self._fn("unload_model", node), expected_generation, timeout=left)
+
+    def target_embed(
+        self, target: NodeTarget, model: JSON, config: JSON, text: str, timeout: float | None = None
+    ) -> list[float]:
+        node, left = self._node(target, timeout)
+        out = self._call(self._fn("embed", node), self._ref(model), self._cfg(config), text, timeout=left)
+        return [float(x) for x in getattr(out, "vector", out)]
+
+    def target_list_models(self, target: NodeTarget, timeout: float | None = None) -> list[JSON]:
+        node, left = self._node(target, timeout)
+        out = self._to_json(self._call(self._fn("list_models", node), timeout=left))
+        if isinstance(out, dict):
+            out = out.get("models") or []
+        return list(out or [])
+
+    def target_remove_model(self, target: NodeTarget, name: str, timeout: float | None = None) -> None:
+        node, left = self._node(target, timeout)
+        self._call(self._fn("remove_model", node), name, timeout=left)
+
+    def target_disk_stats(self, target: NodeTarget, timeout: float | None = None) -> JSON:
+        node, left = self._node(target, timeout)
+        return dict(self._to_json(self._call(self._fn("disk_stats", node), timeout=left)) or {})
+
+    def target_push_model(
+        self,
+        target: NodeTarget,
+        name: str,
+        type: str,
+        data: bytes,
+        digest: str | None = None,
+        format: str = "file",
+        timeout: float | None = None,
+        *,
+        fail_after: int | None = None,
+    ) -> JSON:
+        node, left = self._node(target, timeout)
+        fn = self._fn("push_model", node)
+        out = self._to_json(
+            self._call(fn, _source(data, fail_after), name, type, digest=digest, format=format, timeout=left)
+        )
+        j = out if isinstance(out, dict) else {}
+        return {
+            "already_present": bool(j.get("already_present", False)),
+            "bytes_written": int(j.get("bytes_written", 0)),
+        }
 
     # ---------------------------------------------------------------- session calls
     def _scall(self, sid: str, method: str, *args: Any, timeout: float | None = None) -> Any:

@@ -71,11 +71,42 @@ PROBE_KINDS: tuple[str, ...] = ("not-installed", "not-running", "stale", "unreac
 HARNESS_TIMEOUT = "harness_timeout"
 #: The kind of a call to an operation the connector does not offer.
 UNSUPPORTED = "unsupported_operation"
-#: Operations an adapter offers only when the connector has them, as methods of the same names:
-#: ``push_model(name, type, data, digest=None, format="file", timeout=None)`` → ``PushResult``
-#: (``{"already_present", "bytes_written"}``; ``data`` raw bytes, ``digest`` None = the connector
-#: computes the sha256 of ``data``).
-OPTIONAL_OPS: tuple[str, ...] = ("push_model",)
+#: Operations an adapter offers only when the connector has them, as methods of the same names (an
+#: adapter's ``supports(op)`` says which it offers):
+#:
+#: * ``push_model(name, type, data, digest=None, format="file", timeout=None, *, fail_after=None)`` →
+#:   ``PushResult`` (``{"already_present", "bytes_written"}``; ``data`` raw bytes, ``digest`` None = the
+#:   connector computes the sha256 of ``data``; ``fail_after`` set = the caller's source fails with an
+#:   I/O error after that many bytes).
+#: * the targeted API, one node reached by address (``target`` a
+#:   :class:`~modeld_contract.connectors.extensions.NodeTarget`, ``{"backend_id", "addr"}`` on the
+#:   wire; :class:`~modeld_contract.connectors.extensions.TargetedConnector`):
+#:   ``endpoint(target, timeout=None)`` → the node's health ``{"instance_id", "backend", "ready"}``;
+#:   ``close_endpoint(target)``; ``target_status(target, timeout=None)``;
+#:   ``target_describe(target, model, config, timeout=None)``;
+#:   ``target_open_session(target, model, config, timeout=None)`` → a session of this protocol;
+#:   ``target_load_model(target, model, config, expected_generation=0, timeout=None)``;
+#:   ``target_unload_model(target, expected_generation=0, timeout=None)``;
+#:   ``target_embed(target, model, config, text, timeout=None)``;
+#:   ``target_list_models(target, timeout=None)``; ``target_remove_model(target, name, timeout=None)``;
+#:   ``target_disk_stats(target, timeout=None)``;
+#:   ``target_push_model(target, name, type, data, digest=None, format="file", timeout=None, *,
+#:   fail_after=None)``. Each answers as its lease-resolved namesake.
+OPTIONAL_OPS: tuple[str, ...] = (
+    "push_model",
+    "endpoint",
+    "close_endpoint",
+    "target_status",
+    "target_describe",
+    "target_open_session",
+    "target_load_model",
+    "target_unload_model",
+    "target_embed",
+    "target_list_models",
+    "target_remove_model",
+    "target_disk_stats",
+    "target_push_model",
+)
 
 
 class ConnectorError(Exception):

@@ -4,9 +4,11 @@ without an operation gets — never a stand-in of ours."""
 
 from __future__ import annotations
 
+import inspect
 import io
 import json
 import sys
+import types
 from typing import Any
 
 import pytest
@@ -14,15 +16,21 @@ from modeld_contract.connectors import extensions
 from modeld_contract.connectors.extensions import (
     PUSH_OPS,
     TARGET_OPS,
+    FailingPushConnector,
     FailingReader,
-    InProcessExtension,
     NodeTarget,
+    TargetedConnector,
     failing_push,
     offers_push,
     target_ops,
 )
 from modeld_contract.connectors.inprocess import InProcessConnector
-from modeld_contract.connectors.protocol import UNSUPPORTED, ConnectorError, OperationUnsupported
+from modeld_contract.connectors.protocol import (
+    OPTIONAL_OPS,
+    UNSUPPORTED,
+    ConnectorError,
+    OperationUnsupported,
+)
 from modeld_contract.connectors.subprocess import DriverProcess, SubprocessConnector
 from modeld_contract.drivers._serve import serve
 
@@ -95,13 +103,38 @@ def test_the_extension_finders() -> None:
     import modeldconn
 
     conn = InProcessConnector(modeldconn, name="modeldconn")
-    ext = target_ops(conn)
-    assert isinstance(ext, InProcessExtension) and ext.has_targets and ext.has_push
-    assert isinstance(failing_push(conn), InProcessExtension)
+    assert target_ops(conn) is conn and failing_push(conn) is conn
+    assert all(conn.supports(op) for op in OPTIONAL_OPS) and conn.supports("status")
     assert target_ops(_BaseOnly()) is None and failing_push(_BaseOnly()) is None
     bare = InProcessConnector(object(), name="bare")
     assert target_ops(bare) is None and failing_push(bare) is None
+    assert not any(bare.supports(op) for op in OPTIONAL_OPS)
     assert offers_push(conn) and not offers_push(bare) and not offers_push(_BaseOnly())
+
+
+def test_a_module_with_push_but_no_endpoint_offers_push_only() -> None:
+    import modeldconn
+
+    push_only = types.SimpleNamespace(push_model=modeldconn.push_model, endpoint=modeldconn.endpoint)
+    conn = InProcessConnector(push_only, name="push-only")
+    assert offers_push(conn) and failing_push(conn) is conn
+    # endpoint without close_endpoint: the targeted API is not offered at all
+    assert target_ops(conn) is None and not any(conn.supports(op) for op in TARGET_OPS)
+    with pytest.raises(OperationUnsupported):
+        conn.target_status(NodeTarget("127.0.0.1:1", "b"), timeout=1.0)
+
+
+def test_the_optional_ops_are_the_extensions_with_their_signatures() -> None:
+    assert set(OPTIONAL_OPS) == set(PUSH_OPS) | set(TARGET_OPS)
+    assert len(OPTIONAL_OPS) == len(set(OPTIONAL_OPS))
+    for op in TARGET_OPS:
+        want = inspect.signature(getattr(TargetedConnector, op))
+        assert inspect.signature(getattr(InProcessConnector, op)) == want, op
+        assert inspect.signature(getattr(SubprocessConnector, op)) == want, op
+    push = inspect.signature(FailingPushConnector.push_model)
+    assert inspect.signature(InProcessConnector.push_model) == push
+    assert "fail_after" in push.parameters
+    assert push.parameters["fail_after"].kind is inspect.Parameter.KEYWORD_ONLY
 
 
 def test_a_driver_whose_hello_has_no_ops_offers_the_base_ops_only(tmp_path: Any) -> None:
@@ -148,3 +181,52 @@ def test_unsupported_is_a_connector_error_of_its_own_kind() -> None:
     err = ConnectorError.from_json({"kind": UNSUPPORTED, "message": "no"})
     assert isinstance(err, OperationUnsupported) and err.kind == UNSUPPORTED
     assert extensions.PUSH_OPS == ("push_model",)
+
+
+class _FakeNode:
+    """A node client that records the deadline each call was given."""
+
+    instance_id, backend, ready = "inst-1", "llama", True
+
+    def __init__(self) -> None:
+        self.timeouts: list[float | None] = []
+        self.closed = 0
+
+    def status(self, timeout: float | None = None) -> dict[str, Any]:
+        self.timeouts.append(timeout)
+        return {"owner_instance_id": self.instance_id}
+
+    def open_session(self, ref: Any, cfg: Any, timeout: float | None = None) -> Any:
+        self.timeouts.append(timeout)
+        node = self
+
+        class _Sess:
+            def close(self) -> None:
+                node.closed += 1
+
+        return _Sess()
+
+
+def test_targeted_calls_share_one_deadline_and_join_the_adapters_sessions() -> None:
+    node = _FakeNode()
+    seen: list[tuple[str, str, float | None]] = []
+
+    def endpoint(addr: str, backend_id: str, timeout: float | None = None) -> _FakeNode:
+        seen.append((addr, backend_id, timeout))
+        return node
+
+    module = types.SimpleNamespace(endpoint=endpoint, close_endpoint=lambda backend_id: None)
+    conn = InProcessConnector(module, name="fake")
+    target = NodeTarget("127.0.0.1:7", "row-1")
+    assert conn.endpoint(target, timeout=4.0) == {"instance_id": "inst-1", "backend": "llama", "ready": True}
+    assert conn.target_status(target, timeout=4.0) == {"owner_instance_id": "inst-1"}
+    assert seen == [("127.0.0.1:7", "row-1", 4.0)] * 2
+    left = node.timeouts[0]
+    assert left is not None and 0 < left <= 4.0
+    assert conn.target_status(target) == {"owner_instance_id": "inst-1"}
+    assert node.timeouts[1] is None  # no caller deadline: none invented
+    sid = conn.target_open_session(target, {"model_name": "m", "type": "llama"}, {"NumCtx": 8}, timeout=4.0)
+    conn.close_session(sid)
+    assert node.closed == 1
+    with pytest.raises(OperationUnsupported):
+        conn.target_list_models(target, timeout=1.0)
