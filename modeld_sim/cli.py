@@ -270,28 +270,6 @@ def _data_root(flag: str) -> str:
 # --- serve ----------------------------------------------------------------------------------------------
 
 
-def _missing_engine(engine: str, backend: str) -> str | None:
-    """Why a real engine cannot run here (its library is an optional extra), or None.
-
-    Checked before anything starts: the daemon must not take the lease only to fail every load."""
-    if engine == "fake" or backend != engine:
-        return None  # a fake engine needs nothing; an engine/backend mismatch is the simulator's error
-    if engine == "llama":
-        from modeld_sim.engines.llama import llama_unavailable_reason
-
-        why = llama_unavailable_reason()
-        if not why:
-            return None
-        return f"engine 'llama' needs llama-cpp-python: pip install 'modeld-contract[llama]' ({why})"
-    from modeld_sim.engines.openvino import openvino_available
-
-    if openvino_available():
-        return None
-    return (
-        "engine 'openvino' needs the OpenVINO runtime and tokenizers: pip install 'modeld-contract[openvino]'"
-    )
-
-
 async def _serve(args: argparse.Namespace) -> int:
     from modeld_sim.simulator import Simulator
 
@@ -299,7 +277,9 @@ async def _serve(args: argparse.Namespace) -> int:
     idle_ttl_ns = resolve_idle_ttl(data_root, args.idle_ttl)
     if args.ttl <= 0:
         raise ValueError("owner: ttl must be positive")
-    missing = _missing_engine(args.engine, args.backend)
+    from modeld_sim.simulator import missing_engine
+
+    missing = missing_engine(args.engine, args.backend)
     if missing is not None:
         raise RuntimeError(missing)
     sim = Simulator(

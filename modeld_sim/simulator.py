@@ -62,6 +62,7 @@ __all__ = [
     "go_quote",
     "is_loopback_endpoint",
     "join_host_port",
+    "missing_engine",
     "round_duration",
 ]
 
@@ -243,7 +244,7 @@ class Simulator:
         self.stop_grace = stop_grace
         self._log: LogFn = log or _default_log
         self.hooks: Any = None
-        """[faults] ``ComputeServer.hooks`` to install (set before :meth:`start`; see modeld_sim.faults)."""
+        """``ComputeServer.hooks`` to install (set before :meth:`start`; see modeld_sim.faults)."""
         self.wire = WireLog()
         """Every call this daemon answered, message for message, and scripted answers
         (:mod:`modeld_sim.wirelog`): the witness conformance clauses read."""
@@ -367,7 +368,7 @@ class Simulator:
             self.slot,
             self.store,
             accept_plain_grpc=self.accept_plain_grpc,
-            hooks=self.hooks,  # [faults]
+            hooks=self.hooks,
             wire=self.wire,
         )
         host, port = _parse_listen(self.listen)
@@ -571,7 +572,7 @@ class Simulator:
         if self.owner is not None:
             self.owner.resume_renewals()
 
-    # [faults] process-level faults used by modeld_sim.cluster ------------------------------------------
+    # process-level faults used by modeld_sim.cluster ------------------------------------------------
 
     async def crash(self) -> None:
         """Die as if SIGKILLed: stop renewing (no release: the lease stays until it lapses), drop every
@@ -635,6 +636,28 @@ def _parse_listen(listen: str) -> tuple[str, int]:
     return host, port
 
 
+def missing_engine(engine: str, backend: str) -> str | None:
+    """Why a real engine cannot run here (its library is an optional extra), or None.
+
+    Checked before anything starts: the daemon must not take the lease only to fail every load."""
+    if engine == "fake" or backend != engine:
+        return None  # a fake engine needs nothing; an engine/backend mismatch is the simulator's error
+    if engine == "llama":
+        from modeld_sim.engines.llama import llama_unavailable_reason
+
+        why = llama_unavailable_reason()
+        if not why:
+            return None
+        return f"engine 'llama' needs llama-cpp-python: pip install 'modeld-contract[llama]' ({why})"
+    from modeld_sim.engines.openvino import openvino_available
+
+    if openvino_available():
+        return None
+    return (
+        "engine 'openvino' needs the OpenVINO runtime and tokenizers: pip install 'modeld-contract[openvino]'"
+    )
+
+
 def _make_engine(name: str, backend: str, model: str | None) -> Engine:
     """The engine behind the slot. Real engines are imported only when asked for: their native
     libraries are optional extras (`llama`, `openvino`) and slow to import."""
@@ -645,6 +668,10 @@ def _make_engine(name: str, backend: str, model: str | None) -> Engine:
     if name in ("llama", "openvino"):
         if backend != name:
             raise SimulatorError(f"engine {name!r} serves backend {name}, not {backend!r}")
+        # the engine modules import their native library lazily: ask before building one
+        missing = missing_engine(name, backend)
+        if missing is not None:
+            raise SimulatorError(missing)
         try:
             if name == "llama":
                 from .engines.llama import LlamaEngine
