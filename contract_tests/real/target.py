@@ -68,6 +68,7 @@ ENGINE_CLAUSES: Final = frozenset(
         "C-OPEN-11",
         "C-OPEN-13",
         "C-OPEN-18",
+        "C-OPEN-20",  # loads the model first
         "C-ERR-17",  # backend none answers Describe with `internal: … no local inference backend`
         *(f"C-SESSION-{n:02d}" for n in range(1, 17)),
     }

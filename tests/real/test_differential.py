@@ -675,13 +675,20 @@ def _run(backend: str, binary: Path, max_examples: int) -> None:
         print(f"\ndifferential {backend}: {dict(machine.stats)}")
 
 
+# A hang guard, not a speed target: 200 examples against a daemon pair take minutes on a busy 2-core
+# machine, past the project's 300 s default.
+DIFFERENTIAL_TIMEOUT_S: Final = 3600
+
+
 @pytest.mark.real_daemon("none")
+@pytest.mark.timeout(DIFFERENTIAL_TIMEOUT_S)
 def test_differential_none(modeld_none: BuildResult) -> None:
     """Backend none: the simulator (fake engine, backend none) and the real modeld answer alike."""
     _run("none", modeld_none.binary, settings.default.max_examples)
 
 
 @pytest.mark.real_daemon("llama")
+@pytest.mark.timeout(DIFFERENTIAL_TIMEOUT_S)
 def test_differential_llama(modeld_llama: BuildResult) -> None:
     """Backend llama: the simulator with the llama.cpp engine and the real llama modeld answer alike."""
     if not llama_available():

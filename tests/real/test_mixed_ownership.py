@@ -147,6 +147,7 @@ def test_sim_standby_takes_over_from_the_real_daemon(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # a hang guard: 20 takeovers on a machine kept busy on purpose
 def test_standby_takeover_twenty_times_in_a_row_under_load(
     modeld_none: BuildResult, sim_bins: dict[str, Path], tmp_path: Path
 ) -> None:
