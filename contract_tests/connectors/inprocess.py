@@ -66,6 +66,9 @@ _NEEDS: dict[str, tuple[str, ...]] = {
     **{op: ("endpoint", "close_endpoint") for op in TARGET_OPS},
 }
 
+#: ``_fn``'s default owner: the module itself (a node client may be any object, None included).
+_MODULE: Any = object()
+
 _loop_lock = threading.Lock()
 _loop: LoopThread | None = None
 
@@ -161,9 +164,9 @@ class InProcessConnector:
         self._pb = importlib.import_module("modeldconn.wire._gen.contenox.transport.v1.compute_pb2")
 
     # ---------------------------------------------------------------- plumbing
-    def _fn(self, name: str, obj: Any = None) -> Callable[..., Any]:
+    def _fn(self, name: str, obj: Any = _MODULE) -> Callable[..., Any]:
         """``name`` of the module (or of ``obj``, a node client), or :class:`OperationUnsupported`."""
-        fn = getattr(self.module if obj is None else obj, name, None)
+        fn = getattr(self.module if obj is _MODULE else obj, name, None)
         if fn is None or not callable(fn) or isinstance(fn, types.ModuleType):
             raise OperationUnsupported(f"connector {self.name} has no {name}()")
         return fn  # type: ignore[no-any-return]
