@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         import cosmic_ray  # noqa: F401
     except ImportError:
-        print("bench/mutation.py needs Cosmic Ray: pip install 'cosmic-ray>=8.7'", file=sys.stderr)
+        print("bench/mutation.py needs Cosmic Ray: pip install -e '.[mutation]'", file=sys.stderr)
         return 2
     from modeld_contract.mutants.runner import control_problem, run_suite
 
