@@ -307,7 +307,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             f"only {ran} clauses ran against target {opts.target} (passed or failed), fewer than the "
             f"{opts.min_ran} expected (--modeld-min-ran): a target or family silently ran nothing"
         )
-    if rep.problem and session.exitstatus == pytest.ExitCode.OK:
+        # outside strict mode an unavailable target skips on purpose (its reason is in the report):
+        # the shortfall is reported, and only strict mode (CI) turns it into a failure
+        if not opts.strict:
+            rep.problem += "; not a failure outside strict mode"
+    if rep.problem and opts.strict and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
     if opts.report:
         rep.finished = time.time()

@@ -189,7 +189,7 @@ class Report:
     def to_markdown(self) -> str:
         lines = ["# modeld conformance report", ""]
         if self.problem:
-            lines += [f"**The run failed:** {self.problem}", ""]
+            lines += [f"**Problem with the run:** {self.problem}", ""]
         lines += [f"- {k}: `{v}`" for k, v in self._facts()]
         lines += [f"- {self._count_line()}", "", "Outcomes:", ""]
         lines += [f"- **{k}**: {v}" for k, v in OUTCOMES.items()]
@@ -237,7 +237,9 @@ class Report:
                 f"<td><pre>{esc(r.reason)}</pre>{repro}</td></tr>"
             )
         heads = "".join(f"<th>{k}</th>" for k in _ORDER)
-        problem = f"<p class='problem'><b>The run failed:</b> {esc(self.problem)}</p>" if self.problem else ""
+        problem = (
+            f"<p class='problem'><b>Problem with the run:</b> {esc(self.problem)}</p>" if self.problem else ""
+        )
         return _HTML.format(
             title=esc(f"modeld conformance: {self.connector} × {self.target}"),
             problem=problem,
@@ -265,7 +267,7 @@ class Report:
     def summary_lines(self, width: int = 80, options: list[str] | None = None) -> list[str]:
         out: list[str] = []
         if self.problem:
-            out += textwrap.wrap("RUN FAILED: " + self.problem, width, subsequent_indent="  ")
+            out += textwrap.wrap("RUN PROBLEM: " + self.problem, width, subsequent_indent="  ")
         out += textwrap.wrap(
             f"modeld contract: connector={self.connector} target={self.target} profile={self.profile}",
             width,

@@ -397,7 +397,7 @@ class Simulator:
         from .slot import Slot
         from .store import ModelStore
 
-        self.store = ModelStore.for_data_root(self._data_root, self.models_dir or "")
+        self.store = ModelStore.for_data_root(self._data_root, self.models_dir or "", backend=self._backend)
         if self._backend != "none":
             self.engine = _make_engine(self.engine_name, self._backend, self.model)
         # the owner is set once the lease is ours (Go builds the slot after Join with WithOwner)

@@ -95,15 +95,19 @@ class ModelStore:
     thread too. Push and remove refuse ``.`` and ``..`` (:func:`bad_name_error`); every other name
     keeps the real daemon's answer, which never touches anything outside the models directory."""
 
-    def __init__(self, directory: str) -> None:
+    def __init__(self, directory: str, *, reads_headers: bool = True) -> None:
         self.dir = directory
+        #: Whether ListModels reports a model's context length. The real daemon reads it with its
+        #: engines' header parsers (modelstore/admin.go ListModels → llama.ContextLength /
+        #: openvino.ContextLength); a build without an inference backend has none and leaves it out.
+        self.reads_headers = reads_headers
         self._in_flight: set[str] = set()
         #: Called with the name before a removal; raises to refuse (the slot refuses its resident model).
         self.resident_guard: Callable[[str], None] | None = None
 
     @classmethod
-    def for_data_root(cls, data_root: str, override: str = "") -> ModelStore:
-        return cls(models_dir(data_root, override))
+    def for_data_root(cls, data_root: str, override: str = "", *, backend: str = "llama") -> ModelStore:
+        return cls(models_dir(data_root, override), reads_headers=backend != "none")
 
     # ------------------------------------------------------------------ resolve
 
@@ -160,14 +164,15 @@ class ModelStore:
                     m.size_bytes = os.stat(gguf).st_size
                 with contextlib.suppress(PlainError):
                     m.digest = file_digest(gguf)
-                with contextlib.suppress(GGUFError, OSError):
-                    m.context_length = read_gguf(gguf).context_length
+                if self.reads_headers:
+                    with contextlib.suppress(GGUFError, OSError):
+                        m.context_length = read_gguf(gguf).context_length
                 out.append(m)
                 continue
             with contextlib.suppress(werr.ModeldError):
                 full = self.resolve(name, "openvino")
                 m = pb.NodeModel(name=name, type="openvino", size_bytes=_dir_size(full))
-                cl = _openvino_context_length(full)
+                cl = _openvino_context_length(full) if self.reads_headers else 0
                 if cl:
                     m.context_length = cl
                 out.append(m)

@@ -253,3 +253,16 @@ def _archive_end(raw: bytes) -> int:
 def test_recorded_texts_are_the_ones_we_expect() -> None:
     # guard: the recordings this file relies on say what we think they say
     assert reply_message(REC, "push.path_traversal_name").endswith("pattern contains path separator")
+
+
+async def test_a_daemon_without_an_engine_reports_no_context_length(tmp_path: Path) -> None:
+    """Recorded against the real backend-none daemon (tests/real differential): it has no header
+    parser, so a pushed GGUF is listed without its context length; an engine build reports it."""
+    from modeld_sim.gguf import write_fake_gguf
+
+    for backend, expected in (("none", 0), ("llama", 256)):
+        root = tmp_path / backend
+        write_fake_gguf(str(root / "models" / "tiny" / "model.gguf"), context_length=256)
+        store = ModelStore.for_data_root(str(root), backend=backend)
+        [model] = await store.list_models()
+        assert (model.name, model.context_length) == ("tiny", expected)

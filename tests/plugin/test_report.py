@@ -117,5 +117,5 @@ def test_every_format_is_written(tmp_path: Path) -> None:
 def test_a_run_problem_heads_every_format(tmp_path: Path) -> None:
     rep = Report("go", "sim", "dev", problem="only 3 clauses ran")
     rep.write(str(tmp_path / "r.md"))
-    assert "**The run failed:** only 3 clauses ran" in (tmp_path / "r.md").read_text(encoding="utf-8")
-    assert rep.summary_lines()[0].startswith("RUN FAILED: only 3 clauses ran")
+    assert "**Problem with the run:** only 3 clauses ran" in (tmp_path / "r.md").read_text(encoding="utf-8")
+    assert rep.summary_lines()[0].startswith("RUN PROBLEM: only 3 clauses ran")
