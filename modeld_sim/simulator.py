@@ -347,7 +347,14 @@ class Simulator:
         self.holder = None
         self._become_owner(result)
         assert self.server is not None
-        await self.server.begin_serving()
+        try:
+            await self.server.begin_serving()
+        except BaseException:
+            # cancelled (a SIGTERM) after the lease was taken but before serving: stop as an owner
+            # does, so the lease is released instead of left behind for the next daemon to wait out
+            with contextlib.suppress(Exception):
+                await self.stop()
+            raise
         return str(self._role)
 
     def _make_data_root(self) -> None:
