@@ -572,7 +572,10 @@ def cli_main(args: Any, out: Callable[[str, str], object]) -> int:
                     return 2
             text = client.transcript_text(since)
             if target:
-                with open(target, "w", encoding="utf-8") as f:
+                # the transcript carries fence values: the copy is as private as the original
+                fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                os.fchmod(fd, 0o600)
+                with os.fdopen(fd, "w", encoding="utf-8") as f:
                     f.write(text)
                 result = {"written": target, "lines": text.count("\n")}
             else:

@@ -101,7 +101,10 @@ class Transcript:
             parent = os.path.dirname(self.path)
             if parent:
                 os.makedirs(parent, exist_ok=True)
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            # private: the entries carry the fence (the owner's instance id), which is what lets a
+            # client drive the daemon (docs/security.md)
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            os.fchmod(self._fd, 0o600)
 
     # -- writing ------------------------------------------------------------------------------------
 

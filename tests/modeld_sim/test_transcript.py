@@ -73,3 +73,24 @@ def test_helpers() -> None:
     s = summarize_request(pb.EnsurePrefixReq(handle="h", prefix=pb.PrefixInput(Text="x" * 500)))
     assert s is not None and s["handle"] == "h" and len(s["prefix"]["Text"]) < 100
     assert summarize_request(None) is None
+
+
+def test_the_transcript_file_is_private_whatever_the_umask(tmp_path: Path) -> None:
+    """It holds fence values (the owner's instance id), which let any reader drive the daemon."""
+    import os
+    import stat
+
+    old = os.umask(0)
+    try:
+        path = tmp_path / "rpc.jsonl"
+        path.write_text("")
+        path.chmod(0o666)  # a file left world-readable by someone else is tightened too
+        with Transcript(path) as tr:
+            tr.event("node.kill", node="node1")
+        fresh = tmp_path / "fresh.jsonl"
+        with Transcript(fresh) as tr:
+            tr.event("node.kill", node="node1")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o600
