@@ -45,6 +45,12 @@ __all__ = [
 CONTROL_FILE_NAME: Final = "modeld-sim.control"
 _MAX_BODY: Final = 1 << 20
 _STOP_GRACE_S: Final = 10.0
+# A request must arrive whole within this many seconds, however slowly its lines trickle in, and no
+# more than this many connections are served at once: an unauthenticated client cannot pin sockets
+# and file descriptors by sending a header line every few seconds.
+_READ_DEADLINE_S: Final = 10.0
+_MAX_CONNECTIONS: Final = 32
+_MAX_HEADER_LINES: Final = 100
 _REASONS: Final = {
     200: "OK",
     400: "Bad Request",
@@ -52,8 +58,11 @@ _REASONS: Final = {
     404: "Not Found",
     405: "Method Not Allowed",
     409: "Conflict",
+    408: "Request Timeout",
     413: "Payload Too Large",
+    431: "Request Header Fields Too Large",
     500: "Internal Server Error",
+    503: "Service Unavailable",
 }
 
 
@@ -124,6 +133,8 @@ class ControlServer:
         self.path = control_path(cluster.data_root)
         self._server: asyncio.Server | None = None
         self._active: set[asyncio.Task[Any]] = set()
+        self.read_deadline_s = _READ_DEADLINE_S
+        self.max_connections = _MAX_CONNECTIONS
         self._routes: dict[tuple[str, str], Handler] = {
             ("GET", "/v1/status"): self._status,
             ("GET", "/v1/faults"): self._faults_list,
@@ -177,7 +188,14 @@ class ControlServer:
             self._active.add(task)
             task.add_done_callback(self._active.discard)
         try:
-            status, body, ctype = await self._one(reader)
+            if len(self._active) > self.max_connections:
+                status, body, ctype = self._err(503, "too many control connections")
+            else:
+                status, body, ctype = await self._one(reader)
+        except TimeoutError:
+            status, body, ctype = self._err(
+                408, f"the request did not arrive within {self.read_deadline_s:g} s"
+            )
         except Exception as exc:  # never let a bad request take the simulator down
             status, body, ctype = 500, json.dumps({"error": str(exc)}).encode(), "application/json"
         head = (
@@ -192,16 +210,24 @@ class ControlServer:
             await writer.wait_closed()
 
     async def _one(self, reader: asyncio.StreamReader) -> tuple[int, bytes, str]:
-        line = await asyncio.wait_for(reader.readline(), timeout=10.0)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.read_deadline_s
+
+        def left() -> float:
+            return max(0.0, deadline - loop.time())
+
+        line = await asyncio.wait_for(reader.readline(), timeout=left())
         parts = line.decode("latin-1").split()
         if len(parts) < 2:
             return self._err(400, "bad request line")
         method, target = parts[0].upper(), parts[1]
         headers: dict[str, str] = {}
         while True:
-            h = await asyncio.wait_for(reader.readline(), timeout=10.0)
+            h = await asyncio.wait_for(reader.readline(), timeout=left())
             if h in (b"\r\n", b"\n", b""):
                 break
+            if len(headers) >= _MAX_HEADER_LINES:
+                return self._err(431, "too many header lines")
             k, _, v = h.decode("latin-1").partition(":")
             headers[k.strip().lower()] = v.strip()
         auth = headers.get("authorization", "")
@@ -214,7 +240,7 @@ class ControlServer:
             return self._err(400, "bad content-length")
         if length > _MAX_BODY:
             return self._err(413, "body too large")
-        raw = await reader.readexactly(length) if length else b""
+        raw = await asyncio.wait_for(reader.readexactly(length), timeout=left()) if length else b""
         try:
             doc = json.loads(raw) if raw.strip() else {}
         except ValueError as exc:
