@@ -277,6 +277,10 @@ async def _serve(args: argparse.Namespace) -> int:
     idle_ttl_ns = resolve_idle_ttl(data_root, args.idle_ttl)
     if args.ttl <= 0:
         raise ValueError("owner: ttl must be positive")
+    from modeld_sim.control import remove_stale_control_file
+
+    # a control file left by a killed simulator names an endpoint nobody serves: ctl must not find it
+    remove_stale_control_file(data_root)
     from modeld_sim.simulator import missing_engine
 
     missing = missing_engine(args.engine, args.backend)

@@ -776,7 +776,7 @@ def cli_main(args: Any, out: Callable[[str, str], object]) -> int:
 
 
 async def _cli(args: Any, out: Callable[[str, str], object]) -> int:
-    from .control import ControlServer
+    from .control import ControlServer, remove_stale_control_file
     from .scenario import ScenarioError
     from .scenario import load_ref as load_scenario
     from .scenario import run as run_scenario
@@ -816,6 +816,7 @@ async def _cli(args: Any, out: Callable[[str, str], object]) -> int:
     control: ControlServer | None = None
     tasks: list[asyncio.Task[Any]] = []
     try:
+        remove_stale_control_file(cluster.data_root)
         await cluster.start()
         if args.control:
             control = ControlServer(cluster)

@@ -40,6 +40,7 @@ __all__ = [
     "cli_main",
     "control_path",
     "read_control_file",
+    "remove_stale_control_file",
 ]
 
 CONTROL_FILE_NAME: Final = "modeld-sim.control"
@@ -86,6 +87,30 @@ def read_control_file(data_root: str | os.PathLike[str]) -> dict[str, Any]:
     if not isinstance(doc, dict) or "endpoint" not in doc or "token" not in doc:
         raise ValueError(f"{control_path(data_root)}: not a control file")
     return doc
+
+
+def remove_stale_control_file(data_root: str | os.PathLike[str]) -> bool:
+    """Remove a control file whose simulator is gone (a SIGKILL leaves it behind, with a token and an
+    endpoint nobody serves any more); True when one was removed. A file of a live process stays."""
+    try:
+        doc = read_control_file(data_root)
+        pid = int(doc.get("pid", 0))
+    except FileNotFoundError:
+        return False
+    except (OSError, ValueError, TypeError):
+        pid = 0  # unreadable or not ours to trust: nothing can be served through it
+    if pid > 0:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            return False  # alive, another user's
+        else:
+            return False
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(control_path(data_root))
+    return True
 
 
 def _write_private(path: str, data: bytes) -> None:

@@ -64,3 +64,27 @@ async def test_connections_beyond_the_cap_are_refused_at_once(server: ControlSer
     writer.close()
     for _, w in held:
         w.close()
+
+
+def test_a_control_file_left_by_a_dead_simulator_is_removed(tmp_path: Path) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from modeld_sim.control import control_path, remove_stale_control_file
+
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    path = control_path(tmp_path)
+    doc = {"endpoint": "127.0.0.1:9", "token": "t" * 43, "pid": int(dead.stdout)}
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(doc, f)
+    live = dict(doc, pid=os.getpid())
+    assert remove_stale_control_file(tmp_path) is True
+    assert not os.path.exists(path)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(live, f)
+    assert remove_stale_control_file(tmp_path) is False
+    assert os.path.exists(path)
