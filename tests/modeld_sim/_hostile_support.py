@@ -92,10 +92,19 @@ def tree(root: str) -> dict[str, str]:
     by size only (enough to see that nothing was removed, added or replaced)."""
     out: dict[str, str] = {}
     for dirpath, dirnames, filenames in os.walk(root):
+        # the owner's renewals come and go at any moment: liblease's acquisition lock directory and
+        # its temporary lease file are not the store's, and the lease's size follows its timestamps
+        dirnames[:] = [d for d in dirnames if not d.startswith("modeld.lease.acquire.lock")]
         for name in dirnames + filenames:
+            if (name.startswith(".lease-") and name.endswith(".tmp")) or name.startswith(
+                "modeld.lease.acquire.lock"
+            ):
+                continue
             full = os.path.join(dirpath, name)
             st = os.lstat(full)
-            out[os.path.relpath(full, root)] = f"{stat.filemode(st.st_mode)} {st.st_size}"
+            rel = os.path.relpath(full, root)
+            size = "" if rel == "modeld.lease" else f" {st.st_size}"
+            out[rel] = f"{stat.filemode(st.st_mode)}{size}"
     return out
 
 
