@@ -182,7 +182,7 @@ class Target:
         rec = read_lease(self.data_root) or {}
         return str(rec.get("instance_id", ""))
 
-    # [real engines] the backend the daemon serves and a model its store holds -------------------
+    # the backend the daemon serves and a model its store holds -------------------
     @property
     def served_backend(self) -> str:
         """The backend the daemon serves, as its lease names it (``meta.backend``; "" without one)."""

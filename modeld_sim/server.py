@@ -236,7 +236,7 @@ class ComputeServer:
                 entry = self._record(call, name, box)
                 await self._hook_before(call, name, req)
                 resp = await impl(call, req)
-                # [faults] optional hook: rewrite a unary answer (Health faults; see modeld_sim.faults)
+                # optional hook: rewrite a unary answer (Health faults; see modeld_sim.faults)
                 respond = getattr(self.hooks, "respond", None)
                 if respond is not None:
                     resp = respond(call, name, req, resp)
@@ -433,7 +433,7 @@ class ComputeServer:
         # The stream holds the slot's operation lock until it ends: close it however we leave.
         stream = sess.decode(req.config)
         chunks: AsyncIterator[pb.WireChunk] = stream
-        # [faults] optional hook: cut the chunk stream or end it with an in-stream error
+        # optional hook: cut the chunk stream or end it with an in-stream error
         wrap_decode = getattr(self.hooks, "wrap_decode", None)
         if wrap_decode is not None:
             chunks = wrap_decode(call, req, stream)

@@ -1,6 +1,6 @@
 """A liblease-compatible TTL file lease (the modeld owner lease), byte-for-byte with Go.
 
-Reference: ``/work/shared/contract/lease-and-discovery.md`` §1-§4 and the Go source
+Reference: ``contract_tests/contract/lease-and-discovery.md`` §1-§4 and the Go source
 ``github.com/contenox/runtime@v0.36.0/liblease/lease.go`` (``Record``, ``Acquire``,
 ``acquireLeaseLock``, ``tryCreate``, ``Renew``, ``Release``, ``Inspect``, ``readRecord``,
 ``writeRecord``, ``writeTemp``).  The contract describes a later revision with a context

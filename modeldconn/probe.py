@@ -1,6 +1,6 @@
 """Runtime-side modeld discovery: ``detect()`` (lease only, offline) and ``probe()`` (plus Health).
 
-Reference: ``/work/shared/contract/lease-and-discovery.md`` §1.2, §7 and the Go source
+Reference: ``contract_tests/contract/lease-and-discovery.md`` §1.2, §7 and the Go source
 ``github.com/contenox/runtime@v0.36.0``: ``runtime/internal/modeldprobe/modeldprobe.go``
 (``State``, ``Status.Err``, ``Detect``, ``Probe``, ``locate``, ``DefaultDataRoot``,
 ``fileExists``) and ``runtime/internal/modeldinstall/managed.go`` (``CurrentLauncherPath``,

@@ -187,7 +187,7 @@ def test_C_PROBE_09_stale_lease_gives_stale(modeld_connector: Any, tmp_path: Any
 
 
 @clause("C-PROBE-10", source="session-semantics.md §7; lease-and-discovery.md §8 (every call probes)")
-@pytest.mark.needs_scripting  # [real engines] rewrites the target's lease and pauses its owner's renewals
+@pytest.mark.needs_scripting  # rewrites the target's lease and pauses its owner's renewals
 def test_C_PROBE_10_every_call_probes_first(modeld: Any, tmp_path: Any) -> None:
     """A call after the lease lapsed fails stale, though a cached connection to a serving daemon exists."""
     modeld.conn.status(timeout=5.0)

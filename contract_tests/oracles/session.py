@@ -125,7 +125,7 @@ class SessionModel:
 
 
 # --------------------------------------------------------------------------------------------------
-# [real engines] the same session, tokenizer-agnostic: relations only
+# the same session, tokenizer-agnostic: relations only
 
 
 Failure = tuple[str, Mapping[str, Any] | None]
