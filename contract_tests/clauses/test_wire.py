@@ -522,6 +522,26 @@ def _scripted(wire: Any, method: str, cls: type[Any], answer: Mapping[str, Any])
     return int(wire.mark())
 
 
+def _every_answer_returned(env: Any, method: str, cls: Any, label: str, call: Callable[[], Any]) -> None:
+    """``call`` returns every field of the daemon's ``method`` answer as sent: generated answers, plus
+    every field set, every field zero and one field at a time (a moved or dropped value fails on every
+    run). The answer is scripted into the simulator, whose wire log is the witness of what was sent."""
+    wire = _wire(env)
+
+    @suite_settings()
+    @given(answer=_answers(cls))
+    @example(answer=full_json(cls.DESCRIPTOR))
+    @example(answer=zero_json(cls.DESCRIPTOR))
+    @with_examples("answer", each_field(cls.DESCRIPTOR))
+    def check(answer: dict[str, Any]) -> None:
+        mark = _scripted(wire, method, cls, answer)
+        got = call()
+        _check_returned(label, _last_answer(wire, method, mark), got)
+
+    check()
+    wire.clear_answers()
+
+
 @clause("C-WIRE-13", source="wire.md (DaemonStatus, ActiveModel); edge-cases.md:43")
 @pytest.mark.needs_scripting
 def test_C_WIRE_13_status_returns_every_field(modeld_scripted: Any) -> None:
@@ -529,20 +549,7 @@ def test_C_WIRE_13_status_returns_every_field(modeld_scripted: Any) -> None:
     (nil or set; name, type, digest, path, every Config field, adapters, generation up to 2^64−1),
     busy operation, last error."""
     env = modeld_scripted
-    wire = _wire(env)
-
-    @suite_settings()
-    @given(answer=_answers(pb.DaemonStatus))
-    @example(answer=full_json(pb.DaemonStatus.DESCRIPTOR))
-    @example(answer=zero_json(pb.DaemonStatus.DESCRIPTOR))
-    @with_examples("answer", each_field(pb.DaemonStatus.DESCRIPTOR))
-    def check(answer: dict[str, Any]) -> None:
-        mark = _scripted(wire, "Status", pb.DaemonStatus, answer)
-        got = env.conn.status()
-        _check_returned("status", _last_answer(wire, "Status", mark), got)
-
-    check()
-    wire.clear_answers()
+    _every_answer_returned(env, "Status", pb.DaemonStatus, "status", lambda: env.conn.status())
 
 
 @clause("C-WIRE-14", source="wire.md (describeResp → transport.ModelInfo, DeviceInfo)")
@@ -551,20 +558,9 @@ def test_C_WIRE_14_describe_returns_every_fact(modeld_scripted: Any) -> None:
     """describe returns every fact of the daemon's answer as sent: contexts, byte budgets, flags, reason,
     device, GPU layers, chat-template capabilities, runtime, devices in order."""
     env = modeld_scripted
-    wire = _wire(env)
-
-    @suite_settings()
-    @given(answer=_answers(pb.DescribeResp))
-    @example(answer=full_json(pb.DescribeResp.DESCRIPTOR))
-    @example(answer=zero_json(pb.DescribeResp.DESCRIPTOR))
-    @with_examples("answer", each_field(pb.DescribeResp.DESCRIPTOR))
-    def check(answer: dict[str, Any]) -> None:
-        mark = _scripted(wire, "Describe", pb.DescribeResp, answer)
-        got = env.conn.describe(env.model, CFG)
-        _check_returned("describe", _last_answer(wire, "Describe", mark), got)
-
-    check()
-    wire.clear_answers()
+    _every_answer_returned(
+        env, "Describe", pb.DescribeResp, "describe", lambda: env.conn.describe(env.model, CFG)
+    )
 
 
 @clause("C-WIRE-15", source="wire.md (ActiveModel); session-semantics.md §7")
@@ -572,20 +568,9 @@ def test_C_WIRE_14_describe_returns_every_fact(modeld_scripted: Any) -> None:
 def test_C_WIRE_15_load_model_returns_the_active_model(modeld_scripted: Any) -> None:
     """load_model returns the daemon's ActiveModel value for value (Config, adapters, generation)."""
     env = modeld_scripted
-    wire = _wire(env)
-
-    @suite_settings()
-    @given(answer=_answers(pb.ActiveModel))
-    @example(answer=full_json(pb.ActiveModel.DESCRIPTOR))
-    @example(answer=zero_json(pb.ActiveModel.DESCRIPTOR))
-    @with_examples("answer", each_field(pb.ActiveModel.DESCRIPTOR))
-    def check(answer: dict[str, Any]) -> None:
-        mark = _scripted(wire, "LoadModel", pb.ActiveModel, answer)
-        got = env.conn.load_model(env.model, CFG)
-        _check_returned("load_model", _last_answer(wire, "LoadModel", mark), got)
-
-    check()
-    wire.clear_answers()
+    _every_answer_returned(
+        env, "LoadModel", pb.ActiveModel, "load_model", lambda: env.conn.load_model(env.model, CFG)
+    )
 
 
 @clause("C-WIRE-16", source="wire.md (embedResp: []float32)")
@@ -614,20 +599,9 @@ def test_C_WIRE_17_list_models_returns_every_model(modeld_scripted: Any) -> None
     """list_models returns the daemon's models in order, every field (name, type, digest, size,
     context length) as sent."""
     env = modeld_scripted
-    wire = _wire(env)
-
-    @suite_settings()
-    @given(answer=_answers(pb.ListModelsResp))
-    @example(answer=full_json(pb.ListModelsResp.DESCRIPTOR))
-    @example(answer=zero_json(pb.ListModelsResp.DESCRIPTOR))
-    @with_examples("answer", each_field(pb.ListModelsResp.DESCRIPTOR))
-    def check(answer: dict[str, Any]) -> None:
-        mark = _scripted(wire, "ListModels", pb.ListModelsResp, answer)
-        got = env.conn.list_models()
-        _check_returned("list_models", _last_answer(wire, "ListModels", mark), {"models": got})
-
-    check()
-    wire.clear_answers()
+    _every_answer_returned(
+        env, "ListModels", pb.ListModelsResp, "list_models", lambda: {"models": env.conn.list_models()}
+    )
 
 
 @clause("C-WIRE-18", source="wire.md (NodeDiskStats); edge-cases.md:92")
@@ -635,20 +609,7 @@ def test_C_WIRE_17_list_models_returns_every_model(modeld_scripted: Any) -> None
 def test_C_WIRE_18_disk_stats_returns_every_count(modeld_scripted: Any) -> None:
     """disk_stats returns free, used and total bytes as sent (any int64)."""
     env = modeld_scripted
-    wire = _wire(env)
-
-    @suite_settings()
-    @given(answer=_answers(pb.NodeDiskStats))
-    @example(answer=full_json(pb.NodeDiskStats.DESCRIPTOR))
-    @example(answer=zero_json(pb.NodeDiskStats.DESCRIPTOR))
-    @with_examples("answer", each_field(pb.NodeDiskStats.DESCRIPTOR))
-    def check(answer: dict[str, Any]) -> None:
-        mark = _scripted(wire, "DiskStats", pb.NodeDiskStats, answer)
-        got = env.conn.disk_stats()
-        _check_returned("disk_stats", _last_answer(wire, "DiskStats", mark), got)
-
-    check()
-    wire.clear_answers()
+    _every_answer_returned(env, "DiskStats", pb.NodeDiskStats, "disk_stats", lambda: env.conn.disk_stats())
 
 
 @clause("C-WIRE-19", source="wire.md (PrefixStatus, SuffixStatus); session-semantics.md §4.2, §4.3")
@@ -688,18 +649,9 @@ def test_C_WIRE_20_explain_context_returns_the_report(modeld_scripted: Any) -> N
     wire = _wire(env)
     sid, _ = _open(env, wire)
 
-    @suite_settings()
-    @given(answer=_answers(pb.ContextReport))
-    @example(answer=full_json(pb.ContextReport.DESCRIPTOR))
-    @example(answer=zero_json(pb.ContextReport.DESCRIPTOR))
-    @with_examples("answer", each_field(pb.ContextReport.DESCRIPTOR))
-    def check(answer: dict[str, Any]) -> None:
-        mark = _scripted(wire, "ExplainContext", pb.ContextReport, answer)
-        got = env.conn.explain_context(sid)
-        _check_returned("explain_context", _last_answer(wire, "ExplainContext", mark), got)
-
-    check()
-    wire.clear_answers()
+    _every_answer_returned(
+        env, "ExplainContext", pb.ContextReport, "explain_context", lambda: env.conn.explain_context(sid)
+    )
     env.conn.close_session(sid)
 
 

@@ -11,16 +11,9 @@ the six families is named for at least one mutant."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-from typing import Any
-
 import pytest
+from _suite_runs import BROKEN, outcomes, suite_report
 
-BROKEN = Path(__file__).resolve().parent.parent / "broken_connectors"
 FAMILIES = ("C_PUSH", "C_ENDPOINT", "C_STREAM", "C_DETAIL", "C_LOAD", "C_REDIAL")
 SELECTION = " or ".join(FAMILIES)
 
@@ -85,38 +78,6 @@ def _clause_ids() -> set[str]:
     return ids
 
 
-def _run(
-    connector: str, selection: str, tmp_path: Path
-) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
-    report = tmp_path / "report.json"
-    # the directory itself goes on the path (not tests/: its contract_tests/ would shadow the package)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(BROKEN), os.environ.get("PYTHONPATH", "")])}
-    cmd = [
-        sys.executable,
-        "-m",
-        "pytest",
-        "--pyargs",
-        "modeld_contract",
-        "-p",
-        "modeld",
-        "-q",
-        "-p",
-        "no:cacheprovider",
-        f"--modeld-connector={connector}",
-        "--modeld-hypothesis-profile=dev",
-        f"--modeld-report={report}",
-        "-k",
-        selection,
-    ]
-    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=280)
-    assert report.exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc, json.loads(report.read_text())
-
-
-def _outcomes(data: dict[str, Any]) -> dict[str, str]:
-    return {str(c["id"]): str(c["outcome"]) for c in data["clauses"]}
-
-
 def test_every_mutant_module_is_listed() -> None:
     assert sorted(p.stem for p in BROKEN.glob("cov_*.py")) == sorted(MUTANTS)
 
@@ -130,22 +91,18 @@ def test_every_clause_has_a_mutant_that_fails_it() -> None:
 
 
 @pytest.mark.slow
-def test_reference_connector_passes_the_selection(tmp_path: Path) -> None:
-    proc, data = _run("modeldconn", SELECTION, tmp_path)
-    outcomes = _outcomes(data)
-    assert proc.returncode == 0, proc.stdout[-3000:]
-    assert set(outcomes.values()) == {"passed"}, outcomes
-    assert set(outcomes) == _clause_ids(), "the selection must run exactly the six families' clauses"
+def test_reference_connector_passes_the_selection() -> None:
+    got = outcomes(suite_report("modeldconn", SELECTION))
+    assert set(got.values()) == {"passed"}, got
+    assert set(got) == _clause_ids(), "the selection must run exactly the six families' clauses"
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("mutant", sorted(MUTANTS))
-def test_cov_clause_fails_on_mutant(mutant: str, tmp_path: Path) -> None:
+def test_cov_clause_fails_on_mutant(mutant: str) -> None:
     clauses, selection = MUTANTS[mutant]
-    proc, data = _run(f"{mutant}:make", selection, tmp_path)
-    outcomes = _outcomes(data)
-    assert proc.returncode != 0, f"{mutant}: the suite passed a broken connector\n{proc.stdout[-2000:]}"
-    missed = {c: outcomes.get(c, "not run") for c in clauses if outcomes.get(c) != "failed"}
-    assert not missed, f"{mutant}: these clauses did not fail: {missed}\n{proc.stdout[-3000:]}"
-    caught = sorted(c for c, o in outcomes.items() if o == "failed")
+    got = outcomes(suite_report(f"{mutant}:make", selection))
+    missed = {c: got.get(c, "not run") for c in clauses if got.get(c) != "failed"}
+    assert not missed, f"{mutant}: these clauses did not fail: {missed}"
+    caught = sorted(c for c, o in got.items() if o == "failed")
     print(f"{mutant}: caught by {', '.join(caught)}")

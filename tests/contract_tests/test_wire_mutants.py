@@ -10,16 +10,9 @@ reference connector runs every C-WIRE and C-ENGINE clause, a superset of each mu
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-from typing import Any
-
 import pytest
+from _suite_runs import BROKEN, outcomes, suite_report
 
-BROKEN = Path(__file__).resolve().parent.parent / "broken_connectors"
 SELECTION = "WIRE or C_ENGINE"
 
 #: mutant module → the clauses that must fail on it (the rule it breaks)
@@ -46,62 +39,26 @@ def _selection(clauses: tuple[str, ...]) -> str:
     return " or ".join(c.replace("-", "_") for c in clauses)
 
 
-def _run(
-    connector: str, selection: str, tmp_path: Path
-) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
-    report = tmp_path / "report.json"
-    # the directory itself goes on the path (not tests/: its contract_tests/ would shadow the package)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(BROKEN), os.environ.get("PYTHONPATH", "")])}
-    cmd = [
-        sys.executable,
-        "-m",
-        "pytest",
-        "--pyargs",
-        "modeld_contract",
-        "-p",
-        "modeld",
-        "-q",
-        "-p",
-        "no:cacheprovider",
-        f"--modeld-connector={connector}",
-        "--modeld-hypothesis-profile=dev",
-        f"--modeld-report={report}",
-        "-k",
-        selection,
-    ]
-    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=280)
-    assert report.exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc, json.loads(report.read_text())
-
-
-def _outcomes(data: dict[str, Any]) -> dict[str, str]:
-    return {str(c["id"]): str(c["outcome"]) for c in data["clauses"]}
-
-
 def test_every_mutant_module_is_listed() -> None:
     assert sorted(p.stem for p in BROKEN.glob("wire_*.py")) == sorted(MUTANTS)
 
 
 @pytest.mark.slow
-def test_reference_connector_passes_the_selection(tmp_path: Path) -> None:
-    proc, data = _run("modeldconn", SELECTION, tmp_path)
-    outcomes = _outcomes(data)
-    assert proc.returncode == 0, proc.stdout[-3000:]
-    assert set(outcomes.values()) == {"passed"}, outcomes
-    wire = [c for c in outcomes if c.startswith("C-WIRE-")]
-    engine = [c for c in outcomes if c.startswith("C-ENGINE-")]
-    assert len(wire) >= 22 and len(engine) >= 5, outcomes
+def test_reference_connector_passes_the_selection() -> None:
+    got = outcomes(suite_report("modeldconn", SELECTION))
+    assert set(got.values()) == {"passed"}, got
+    wire = [c for c in got if c.startswith("C-WIRE-")]
+    engine = [c for c in got if c.startswith("C-ENGINE-")]
+    assert len(wire) >= 22 and len(engine) >= 5, got
     named = {c for want in MUTANTS.values() for c in want}
-    assert named <= set(outcomes), f"clauses named by the mutants but not run: {named - set(outcomes)}"
+    assert named <= set(got), f"clauses named by the mutants but not run: {named - set(got)}"
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("mutant", sorted(MUTANTS))
-def test_wire_clause_fails_on_mutant(mutant: str, tmp_path: Path) -> None:
-    proc, data = _run(f"{mutant}:make", _selection(MUTANTS[mutant]), tmp_path)
-    outcomes = _outcomes(data)
-    assert proc.returncode != 0, f"{mutant}: the suite passed a broken connector\n{proc.stdout[-2000:]}"
-    missed = {c: outcomes.get(c, "not run") for c in MUTANTS[mutant] if outcomes.get(c) != "failed"}
-    assert not missed, f"{mutant}: these clauses did not fail: {missed}\n{proc.stdout[-3000:]}"
-    caught = sorted(c for c, o in outcomes.items() if o == "failed")
+def test_wire_clause_fails_on_mutant(mutant: str) -> None:
+    got = outcomes(suite_report(f"{mutant}:make", _selection(MUTANTS[mutant])))
+    missed = {c: got.get(c, "not run") for c in MUTANTS[mutant] if got.get(c) != "failed"}
+    assert not missed, f"{mutant}: these clauses did not fail: {missed}"
+    caught = sorted(c for c, o in got.items() if o == "failed")
     print(f"{mutant}: caught by {', '.join(caught)}")
